@@ -1,0 +1,138 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adapters.backend import ChatBackend
+from api.errors import error_body, install_error_handlers
+from api.routes import chat, health, models, users
+from api.services import open_services
+from api.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> FastAPI:
+    """Build the app; services open in its lifespan (``backend`` overrides the model)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        async with open_services(settings, backend=backend) as services:
+            app.state.services = services
+            log.info(
+                "attune ready in %.1fs: backend=%s model=%s db=%s",
+                time.perf_counter() - started,
+                services.backend.name,
+                services.backend.model_id,
+                services.engine.url.render_as_string(hide_password=True),
+            )
+            yield
+
+    app = FastAPI(
+        title="Attune",
+        version="0.1.0",
+        summary="Chat that adapts to each user: memory, persona and per-user LoRA adapters.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (chat, models, users, health):
+        app.include_router(module.router)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    return app
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        """Wrap ``app``."""
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the declared length, then count what arrives."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_413(send, self.max_bytes)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLargeError:
+            await _send_413(send, self.max_bytes)
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+async def _send_413(send: Send, limit: int) -> None:
+    import json
+
+    body = json.dumps(
+        error_body(f"request body too large; the limit is {limit} bytes", "invalid_request_error")
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class MetricsMiddleware:
+    """Count requests and time them by route template."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        """Wrap ``app``."""
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Record the status and the time to the response's start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                services = getattr(scope["app"].state, "services", None)
+                if services is not None:
+                    route = scope.get("route")
+                    path = getattr(route, "path", "unmatched")
+                    m = services.metrics
+                    m.requests.labels(route=path, method=scope["method"], status=str(status)).inc()
+                    m.request_seconds.labels(route=path, method=scope["method"]).observe(
+                        time.perf_counter() - started
+                    )
+            await send(message)
+
+        await self.app(scope, receive, observe)

@@ -1,0 +1,211 @@
+"""``POST /v1/chat/completions``: OpenAI-compatible chat, plain or streamed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from api.auth import CurrentUserId, ServicesDep
+from api.errors import APIError, error_body
+from api.protocol import (
+    AttuneInfo,
+    ChatCompletion,
+    ChatCompletionRequest,
+    ChatMessageOut,
+    Choice,
+    UsageOut,
+)
+from api.services import AppServices
+from graph.compose import PromptTooLongError
+from graph.routing import LOGICAL_MODELS
+from graph.runner import (
+    ChatMessage,
+    DoneEvent,
+    ErrorEvent,
+    InvalidTurnError,
+    ThreadNotFoundError,
+    TokenEvent,
+    TurnRequest,
+    TurnResult,
+)
+from graph.state import GenerationParams
+
+router = APIRouter()
+log = logging.getLogger(__name__)
+
+
+def to_turn_request(body: ChatCompletionRequest, services: AppServices) -> TurnRequest:
+    """Validate what pydantic cannot (limits, model names) and build the turn request."""
+    limits = services.settings.server
+    if body.model not in LOGICAL_MODELS:
+        raise APIError(
+            404,
+            f"the model {body.model!r} does not exist; use one of {', '.join(LOGICAL_MODELS)}",
+            type="not_found_error",
+            param="model",
+        )
+    if len(body.messages) > limits.max_messages:
+        raise APIError(
+            400,
+            f"too many messages ({len(body.messages)} > {limits.max_messages}); send only the "
+            "new message with a thread_id",
+            param="messages",
+        )
+    messages = []
+    for i, m in enumerate(body.messages):
+        text = m.text()
+        if len(text) > limits.max_message_chars:
+            raise APIError(
+                413,
+                f"messages[{i}] is {len(text)} characters; the limit is {limits.max_message_chars}",
+                param=f"messages.{i}.content",
+            )
+        role = "system" if m.role == "developer" else m.role
+        messages.append(ChatMessage(role=role, content=text))
+    if not messages[-1].content.strip():
+        raise APIError(400, "the last message is empty", param="messages")
+    params = GenerationParams(
+        model=body.model,
+        max_tokens=body.max_completion_tokens
+        or body.max_tokens
+        or services.settings.model.default_max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=body.stop_list(),
+        seed=body.seed,
+    )
+    return TurnRequest(messages=messages, params=params, thread_id=body.thread_id)
+
+
+def turn_errors(exc: Exception) -> APIError:
+    """Map errors of preparing a turn to client errors."""
+    if isinstance(exc, ThreadNotFoundError):
+        return APIError(404, str(exc), type="not_found_error", param="thread_id")
+    if isinstance(exc, InvalidTurnError | PromptTooLongError):
+        return APIError(400, str(exc), param="messages")
+    raise exc
+
+
+def _observe(services: AppServices, result: TurnResult) -> None:
+    m = services.metrics
+    kind = result.target.split(":", 1)[0]
+    m.turns.labels(target=kind, outcome="ok").inc()
+    m.ttft_seconds.observe(result.usage["ttft_ms"] / 1000)
+    m.generation_seconds.observe(result.usage["latency_ms"] / 1000)
+    m.tokens.labels(kind="prompt").inc(result.usage["prompt_tokens"])
+    m.tokens.labels(kind="completion").inc(result.usage["completion_tokens"])
+
+
+def _attune(result: TurnResult) -> AttuneInfo:
+    return AttuneInfo(
+        turn_id=result.turn_id,
+        thread_id=result.thread_id,
+        target=result.target,
+        prompt_version=result.prompt_version,
+        memory_ids=result.memory_ids,
+    )
+
+
+def _usage(result: TurnResult) -> UsageOut:
+    p, c = result.usage["prompt_tokens"], result.usage["completion_tokens"]
+    return UsageOut(prompt_tokens=p, completion_tokens=c, total_tokens=p + c)
+
+
+@router.post("/v1/chat/completions", response_model=ChatCompletion)
+async def chat_completions(
+    body: ChatCompletionRequest, user_id: CurrentUserId, services: ServicesDep
+) -> Any:
+    """Chat. The reply is recorded before the response (or its last chunk) is sent."""
+    request = to_turn_request(body, services)
+    runner = services.runner
+    try:
+        prepared = await runner.prepare(user_id, request)
+    except (ThreadNotFoundError, InvalidTurnError, PromptTooLongError) as exc:
+        raise turn_errors(exc) from exc
+    created = int(time.time())
+    stream = runner.start(prepared)
+    if not body.stream:
+        try:
+            result = await stream.task
+        except PromptTooLongError as exc:
+            raise turn_errors(exc) from exc
+        except Exception:
+            services.metrics.turns.labels(target="unknown", outcome="error").inc()
+            raise
+        _observe(services, result)
+        return ChatCompletion(
+            id=f"chatcmpl-{result.turn_id}",
+            created=created,
+            model=body.model,
+            choices=[
+                Choice(
+                    message=ChatMessageOut(content=result.content),
+                    finish_reason=result.usage["finish_reason"],
+                )
+            ],
+            usage=_usage(result),
+            attune=_attune(result),
+        )
+
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    chunk_id = f"chatcmpl-{prepared.input.assistant_turn_id}"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        payload = {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.model,
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            ],
+            **extra,
+        }
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+    async def sse() -> AsyncIterator[str]:
+        # If the client goes away, this generator is closed; the turn's task is not.
+        yield chunk({"role": "assistant", "content": ""})
+        async for event in stream.events():
+            if isinstance(event, TokenEvent):
+                yield chunk({"content": event.text})
+            elif isinstance(event, DoneEvent):
+                result = event.result
+                _observe(services, result)
+                yield chunk(
+                    {},
+                    result.usage["finish_reason"],
+                    attune=_attune(result).model_dump(),
+                )
+                if include_usage:
+                    usage_chunk = {
+                        "id": chunk_id,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": body.model,
+                        "choices": [],
+                        "usage": _usage(result).model_dump(),
+                    }
+                    yield f"data: {json.dumps(usage_chunk)}\n\n"
+            elif isinstance(event, ErrorEvent):
+                services.metrics.turns.labels(target="unknown", outcome="error").inc()
+                log.error("turn failed mid-stream", exc_info=event.error)
+                message = (
+                    str(event.error)
+                    if isinstance(event.error, PromptTooLongError)
+                    else "generation failed; the server log has the details"
+                )
+                yield f"data: {json.dumps(error_body(message, 'server_error'))}\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(
+        sse(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,86 @@
+"""User routes: create (admin), delete (admin or the user), prompt preview."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from api.auth import AdminDep, ScopedUserId, ServicesDep
+from api.errors import APIError
+from api.protocol import PreviewRequest, PreviewResponse, UserCreate, UserCreated
+from api.routes.chat import turn_errors
+from graph.compose import PromptTooLongError
+from graph.routing import LOGICAL_MODELS
+from graph.runner import ChatMessage, InvalidTurnError, ThreadNotFoundError, TurnRequest
+from graph.state import GenerationParams
+from memory import repo
+from memory.records import UserGroup
+
+router = APIRouter()
+
+
+@router.post("/v1/users", response_model=UserCreated, status_code=201)
+async def create_user(body: UserCreate, _: AdminDep, services: ServicesDep) -> UserCreated:
+    """Create a user and return their API key (shown only now)."""
+
+    def work() -> UserCreated:
+        with services.store.session() as session:
+            if body.group_id is not None and session.get(UserGroup, body.group_id) is None:
+                raise APIError(404, f"no group {body.group_id!r}", param="group_id")
+            user, key = repo.create_user(session, name=body.name, group_id=body.group_id)
+            session.commit()
+            return UserCreated(id=user.id, name=user.name, api_key=key)
+
+    return await asyncio.to_thread(work)
+
+
+@router.delete("/v1/users/{user_id}", status_code=204)
+async def delete_user(user_id: ScopedUserId, services: ServicesDep) -> Response:
+    """Delete a user and everything held about them: keys, threads, turns, thread state."""
+
+    def work() -> list[str]:
+        with services.store.session() as session:
+            thread_ids = repo.delete_user(session, user_id=user_id)
+            session.commit()
+            return thread_ids
+
+    await services.runner.forget_threads(await asyncio.to_thread(work))
+    return Response(status_code=204)
+
+
+@router.post("/v1/users/{user_id}/prompt/preview", response_model=PreviewResponse)
+async def preview_prompt(
+    body: PreviewRequest, user_id: ScopedUserId, services: ServicesDep
+) -> Any:
+    """The system prompt, messages, memories and route a turn would use, without generating."""
+    if body.model not in LOGICAL_MODELS:
+        raise APIError(
+            404, f"the model {body.model!r} does not exist", type="not_found_error", param="model"
+        )
+    request = TurnRequest(
+        messages=[
+            ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
+            for m in body.messages
+        ],
+        params=GenerationParams(
+            model=body.model,
+            max_tokens=body.max_tokens or services.settings.model.default_max_tokens,
+        ),
+        thread_id=body.thread_id,
+    )
+    try:
+        preview = await services.runner.preview(user_id, request)
+    except (ThreadNotFoundError, InvalidTurnError, PromptTooLongError) as exc:
+        raise turn_errors(exc) from exc
+    return PreviewResponse(
+        thread_id=preview.thread_id,
+        prompt_version=preview.prompt_version,
+        system_prompt=preview.system_prompt,
+        messages=preview.messages,
+        memories=[dict(m) for m in preview.memories],
+        route=dict(preview.route),
+        prompt_tokens=preview.prompt_tokens,
+        profile_updates=preview.profile_updates,
+    )

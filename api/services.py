@@ -1,0 +1,93 @@
+"""Wiring: builds the long-lived services from settings, once per process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from adapters.backend import ChatBackend, make_backend
+from api.metrics import Metrics
+from api.settings import Settings
+from graph.builder import build_preview_graph, build_turn_graph
+from graph.checkpoint import open_checkpointer
+from graph.context import Services
+from graph.prompts import PromptLibrary
+from graph.runner import TurnRunner
+from memory import db, repo
+from memory.store import RecordStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppServices:
+    """Everything a request handler may use; kept on ``app.state.services``."""
+
+    settings: Settings
+    engine: Engine
+    store: RecordStore
+    backend: ChatBackend
+    runner: TurnRunner
+    prompts: PromptLibrary
+    metrics: Metrics
+
+
+def prepare_database(settings: Settings) -> Engine:
+    """Create the engine and migrate the schema to the latest revision."""
+    engine = db.make_engine(settings.db)
+    db.upgrade(engine)
+    return engine
+
+
+def bootstrap_admin_key(store: RecordStore, settings: Settings) -> str | None:
+    """When no admin key is configured, create one on first start and return it (once)."""
+    if settings.admin_key is not None:
+        return None
+    with store.session() as session:
+        key = repo.ensure_admin_key(session)
+        session.commit()
+    return key
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings, *, backend: ChatBackend | None = None
+) -> AsyncIterator[AppServices]:
+    """Open the database, checkpointer and model backend; close them on exit.
+
+    ``backend`` replaces the configured one (tests of HTTP logic use a scripted model).
+    """
+    engine = await asyncio.to_thread(prepare_database, settings)
+    store = RecordStore(engine)
+    if backend is None:
+        backend = await asyncio.to_thread(make_backend, settings.model)
+    prompts = PromptLibrary()
+    prompts.source("system", settings.graph.prompt_version)  # fail at start, not per turn
+    assert settings.graph.checkpoint_url is not None
+    try:
+        async with open_checkpointer(settings.graph.checkpoint_url) as saver:
+            services = Services(
+                store=store, backend=backend, prompts=prompts, settings=settings.graph
+            )
+            runner = TurnRunner(
+                graph=build_turn_graph().compile(checkpointer=saver),
+                preview_graph=build_preview_graph().compile(),
+                services=services,
+            )
+            yield AppServices(
+                settings=settings,
+                engine=engine,
+                store=store,
+                backend=backend,
+                runner=runner,
+                prompts=prompts,
+                metrics=Metrics(),
+            )
+            await runner.drain()
+    finally:
+        engine.dispose()

@@ -1,0 +1,79 @@
+"""The one settings object, read at process entry points and passed down.
+
+Every field can be set from the environment with the ``ATTUNE_`` prefix, nested groups
+with ``__``: ``ATTUNE_DATA_DIR``, ``ATTUNE_DB__URL``, ``ATTUNE_MODEL__BASE_MODEL_DIR``,
+``ATTUNE_GRAPH__PROMPT_VERSION``, ``ATTUNE_SERVER__PORT`` and so on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapters.config import ModelSettings
+from graph.config import GraphSettings
+from memory.config import DatabaseSettings
+
+
+class ServerSettings(BaseModel):
+    """HTTP server and request limits."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Requests larger than this are refused with 413."""
+    max_message_chars: int = Field(default=32_000, ge=1)
+    """A single chat message longer than this is refused with 413."""
+    max_messages: int = Field(default=256, ge=1)
+    """A chat request with more messages than this is refused with 400."""
+
+
+class Settings(BaseSettings):
+    """Attune's settings. Paths left unset are derived from ``data_dir``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ATTUNE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path(".attune")
+    """Holds the SQLite file, vectors, queue, model cache and adapters by default."""
+
+    admin_key: SecretStr | None = None
+    """The admin bearer key. When unset, one is generated on first start, printed once and
+    kept (hashed) in the record store."""
+
+    log_level: str = "INFO"
+
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    graph: GraphSettings = Field(default_factory=GraphSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        data = self.data_dir
+        if self.db.url is None:
+            self.db.url = f"sqlite:///{data / 'attune.db'}"
+        if self.model.cache_dir is None:
+            self.model.cache_dir = data / "models"
+        if self.model.adapters_dir is None:
+            self.model.adapters_dir = data / "adapters"
+        if self.graph.checkpoint_url is None:
+            self.graph.checkpoint_url = _checkpoint_url_for(self.db.url, data)
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The record store's SQLAlchemy URL (always set after validation)."""
+        assert self.db.url is not None
+        return self.db.url
+
+
+def _checkpoint_url_for(db_url: str, data_dir: Path) -> str:
+    """Thread state follows the record store: same PostgreSQL database, or a SQLite file."""
+    if db_url.startswith("postgresql"):
+        scheme, _, rest = db_url.partition("://")
+        return f"postgresql://{rest}"
+    return str(data_dir / "checkpoints.db")

@@ -1,0 +1,28 @@
+"""Settings for the per-turn graph, passed down from the root settings object."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class GraphSettings(BaseModel):
+    """Prompt versions, budgets and thread-state storage for the per-turn graph."""
+
+    prompt_version: str = "v1"
+    """Active version of ``graph/prompts/system/``; recorded on every turn."""
+
+    checkpoint_url: str | None = None
+    """LangGraph checkpointer: ``None`` follows the record store (SQLite file beside it, or
+    the same PostgreSQL database); a ``postgresql://`` URL or a SQLite path overrides it."""
+
+    recall_k: int = Field(default=4, ge=0, le=50)
+    """Earlier turns offered to the prompt by ``recall``."""
+
+    memory_token_budget: int = Field(default=384, ge=0)
+    """Tokens the recalled memories may take in the system prompt."""
+
+    history_token_budget: int = Field(default=1536, ge=64)
+    """Tokens the thread history may take; older messages are dropped first."""
+
+    context_window: int = Field(default=8192, ge=512)
+    """The model's context length; prompt + reply must fit."""

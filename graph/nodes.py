@@ -1,0 +1,241 @@
+"""The nodes of the per-turn graph. Each is thin: I/O through services, decisions in plain
+functions (``memory.instructions``, ``graph.compose``, ``graph.routing``)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+)
+from langgraph.runtime import Runtime
+
+from graph.compose import compose
+from graph.context import TurnContext
+from graph.conversation import conversation_hash
+from graph.routing import AUTO_MODEL, choose_route
+from graph.state import MemoryItem, TurnState, Usage
+from memory.instructions import detect_instructions
+from memory.profile import apply_updates
+from memory.records import Turn
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
+
+
+def role_of(message: BaseMessage) -> str:
+    """OpenAI role name of a LangChain message."""
+    return _ROLES.get(message.type, message.type)
+
+
+def text_of(message: BaseMessage) -> str:
+    """The plain text of a message."""
+    return message.content if isinstance(message.content, str) else message.text
+
+
+def _new_message(state: TurnState) -> str:
+    if not state.messages or not isinstance(state.messages[-1], HumanMessage):
+        raise ValueError("a turn must end with a user message")
+    return text_of(state.messages[-1])
+
+
+async def load_context(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Load the user's profile and adapter pointers."""
+    user = await runtime.context.services.store.load_user(runtime.context.user_id)
+    return {
+        "profile": user.profile,
+        "profile_version": user.profile_version,
+        "adapter": user.adapter,
+        "group_adapter": user.group_adapter,
+    }
+
+
+async def apply_instructions(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Apply explicit instructions in the new message to the profile, now."""
+    updates = detect_instructions(_new_message(state))
+    if not updates:
+        return {"profile_updates": []}
+    ctx = runtime.context
+    if ctx.dry_run:
+        profile, version = apply_updates(state.profile, updates), state.profile_version
+    else:
+        profile, version = await ctx.services.store.save_profile_updates(
+            ctx.user_id, updates, source_turn_id=state.user_turn_id or None
+        )
+    return {
+        "profile": profile,
+        "profile_version": version,
+        "profile_updates": [asdict(u) for u in updates],
+    }
+
+
+async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Find the user's earlier turns most relevant to the new message."""
+    ctx = runtime.context
+    found = await ctx.services.store.recall_turns(
+        ctx.user_id,
+        _new_message(state),
+        k=ctx.services.settings.recall_k,
+        exclude_thread_id=ctx.thread_id,
+    )
+    memories = [
+        MemoryItem(
+            id=r.id,
+            kind="episodic",
+            role=r.role,
+            text=r.text,
+            date=r.created_at.date().isoformat(),
+            score=round(r.score, 4),
+        )
+        for r in found
+    ]
+    return {"memories": memories}
+
+
+async def compose_prompt(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Render the system prompt and fit memories and history into their budgets."""
+    services = runtime.context.services
+    settings = services.settings
+    history = [
+        {"role": role_of(m), "content": text_of(m)}
+        for m in state.messages
+        if not isinstance(m, SystemMessage)
+    ]
+    composed = compose(
+        prompts=services.prompts,
+        version=settings.prompt_version,
+        today=services.clock(),
+        profile=state.profile,
+        memories=state.memories,
+        history=history,
+        client_system=state.client_system,
+        count_tokens=services.backend.count_tokens,
+        memory_budget=settings.memory_token_budget,
+        history_budget=settings.history_token_budget,
+        context_window=settings.context_window,
+        max_tokens=state.params.get("max_tokens", 256),
+    )
+    return {
+        "prompt_version": settings.prompt_version,
+        "system_prompt": composed.system_prompt,
+        "prompt_messages": composed.messages,
+        "memories": composed.memories,
+        "prompt_tokens_estimate": composed.prompt_tokens,
+    }
+
+
+async def route(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Choose the user's adapter, their group's, or the base model."""
+    backend = runtime.context.services.backend
+    chosen = choose_route(
+        requested_model=state.params.get("model", AUTO_MODEL),
+        user_adapter=state.adapter,
+        group_adapter=state.group_adapter,
+        is_available=backend.has_adapter,
+    )
+    return {"route": chosen}
+
+
+def _to_langchain(messages: list[dict[str, str]]) -> list[BaseMessage]:
+    kinds: dict[str, type[BaseMessage]] = {
+        "system": SystemMessage,
+        "user": HumanMessage,
+        "assistant": AIMessage,
+    }
+    return [kinds[m["role"]](content=m["content"]) for m in messages]
+
+
+async def generate(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Generate the reply, streaming each piece to the run's stream writer."""
+    assert state.route is not None
+    params = state.params
+    model = runtime.context.services.backend.chat_model(
+        adapter=state.route["adapter"],
+        max_tokens=params.get("max_tokens", 256),
+        temperature=params.get("temperature", 0.7),
+        top_p=params.get("top_p", 1.0),
+        stop=params.get("stop"),
+        seed=params.get("seed"),
+    )
+    start = time.perf_counter()
+    first: float | None = None
+    pieces: list[str] = []
+    usage_meta: dict[str, Any] = {}
+    finish_reason = "stop"
+    async for chunk in model.astream(_to_langchain(state.prompt_messages)):
+        piece = chunk.text
+        if piece:
+            if first is None:
+                first = time.perf_counter()
+            pieces.append(piece)
+            runtime.stream_writer({"type": "token", "text": piece})
+        if chunk.usage_metadata:
+            usage_meta = dict(chunk.usage_metadata)
+        finish_reason = chunk.response_metadata.get("finish_reason", finish_reason)
+    end = time.perf_counter()
+    reply = "".join(pieces)
+    usage = Usage(
+        prompt_tokens=int(usage_meta.get("input_tokens", state.prompt_tokens_estimate)),
+        completion_tokens=int(usage_meta.get("output_tokens", 0)),
+        finish_reason=finish_reason,
+        ttft_ms=round(((first or end) - start) * 1000, 2),
+        latency_ms=round((end - start) * 1000, 2),
+    )
+    return {
+        "messages": [AIMessage(content=reply, id=state.assistant_turn_id)],
+        "reply": reply,
+        "usage": usage,
+    }
+
+
+async def record(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Persist the user message and the reply before the response completes."""
+    ctx = runtime.context
+    assert state.route is not None and state.usage is not None
+    user_text = _new_message_before_reply(state.messages)
+    history: list[AnyMessage] = [m for m in state.messages if not isinstance(m, SystemMessage)]
+    digest = conversation_hash((role_of(m), text_of(m)) for m in history)
+    received = datetime.fromisoformat(state.received_at) if state.received_at else None
+    user_turn = Turn(
+        id=state.user_turn_id,
+        user_id=ctx.user_id,
+        thread_id=ctx.thread_id,
+        role="user",
+        content=user_text,
+        **({"created_at": received} if received else {}),
+    )
+    assistant_turn = Turn(
+        id=state.assistant_turn_id,
+        user_id=ctx.user_id,
+        thread_id=ctx.thread_id,
+        role="assistant",
+        content=state.reply,
+        reply_to_id=state.user_turn_id,
+        model_target=state.route["target"],
+        prompt_version=state.prompt_version,
+        prompt_tokens=state.usage["prompt_tokens"],
+        completion_tokens=state.usage["completion_tokens"],
+        latency_ms=state.usage["latency_ms"],
+        ttft_ms=state.usage["ttft_ms"],
+        conversation_hash=digest,
+    )
+    await ctx.services.store.record_exchange(
+        thread_id=ctx.thread_id,
+        user_id=ctx.user_id,
+        user_turn=user_turn,
+        assistant_turn=assistant_turn,
+    )
+    return {}
+
+
+def _new_message_before_reply(messages: list[AnyMessage]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return text_of(message)
+    raise ValueError("no user message in the turn")

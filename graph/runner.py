@@ -1,0 +1,282 @@
+"""Running turns: thread resolution, background execution and streaming events.
+
+The API calls this; it owns no HTTP. A turn runs in its own asyncio task, so a client that
+disconnects mid-stream does not cancel it: the reply is still generated and recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
+
+from graph.context import Services, TurnContext
+from graph.conversation import conversation_hash
+from graph.state import GenerationParams, InputState, MemoryItem, Route, TurnState, Usage
+from memory.records import new_id
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One message of a request."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """A validated chat request: messages, an optional thread and sampling parameters."""
+
+    messages: Sequence[ChatMessage]
+    params: GenerationParams
+    thread_id: str | None = None
+
+
+class ThreadNotFoundError(LookupError):
+    """The thread does not exist or belongs to another user."""
+
+
+class InvalidTurnError(ValueError):
+    """The request cannot make a turn (for example, it does not end with a user message)."""
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    """A finished turn, as the API reports it."""
+
+    turn_id: str
+    user_turn_id: str
+    thread_id: str
+    content: str
+    target: str
+    prompt_version: str
+    memory_ids: list[str]
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a turn would send, without generating."""
+
+    thread_id: str | None
+    system_prompt: str
+    messages: list[dict[str, str]]
+    memories: list[MemoryItem]
+    route: Route
+    prompt_version: str
+    prompt_tokens: int
+    profile_updates: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PreparedTurn:
+    """A turn ready to run: its thread and the graph input."""
+
+    thread_id: str
+    input: InputState
+    context: TurnContext
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """A piece of the reply."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    """The turn finished and is recorded."""
+
+    result: TurnResult
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """The turn failed."""
+
+    error: BaseException
+
+
+Event = TokenEvent | DoneEvent | ErrorEvent
+
+
+@dataclass
+class TurnStream:
+    """Events of a running turn. Iterating is optional: the turn completes regardless."""
+
+    task: asyncio.Task[TurnResult]
+    queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Yield events until the turn is done or has failed."""
+        while True:
+            event = await self.queue.get()
+            yield event
+            if not isinstance(event, TokenEvent):
+                return
+
+
+class TurnRunner:
+    """Runs turns of the compiled graph for users."""
+
+    def __init__(
+        self,
+        *,
+        graph: CompiledStateGraph[TurnState, TurnContext, InputState, TurnState],
+        preview_graph: CompiledStateGraph[TurnState, TurnContext, InputState, TurnState],
+        services: Services,
+    ) -> None:
+        """Use ``graph`` (compiled with a checkpointer) and ``preview_graph`` (without)."""
+        self.graph = graph
+        self.preview_graph = preview_graph
+        self.services = services
+        self._tasks: set[asyncio.Task[TurnResult]] = set()
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @staticmethod
+    def _config(thread_id: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": thread_id}}
+
+    async def thread_messages(self, thread_id: str) -> list[AnyMessage]:
+        """The checkpointed messages of ``thread_id`` (empty for a new thread)."""
+        snapshot = await self.graph.aget_state(self._config(thread_id))
+        return list(snapshot.values.get("messages", [])) if snapshot.values else []
+
+    async def _resolve(
+        self, user_id: str, request: TurnRequest
+    ) -> tuple[str | None, list[BaseMessage], str | None]:
+        """Find the thread and the new messages: ``(thread_id or None, messages, system)``."""
+        if not request.messages or request.messages[-1].role != "user":
+            raise InvalidTurnError("the last message must have role 'user'")
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system") or None
+        prior = [m for m in request.messages[:-1] if m.role != "system"]
+        new = request.messages[-1].content
+        store = self.services.store
+        if request.thread_id is not None:
+            if await store.thread_owner(request.thread_id) != user_id:
+                raise ThreadNotFoundError(f"no thread {request.thread_id!r} for this user")
+            return request.thread_id, [HumanMessage(content=new)], system
+        if prior:
+            digest = conversation_hash((m.role, m.content) for m in prior)
+            found = await store.find_thread(user_id, digest)
+            if found is not None:
+                return found, [HumanMessage(content=new)], system
+        seeded: list[BaseMessage] = [
+            HumanMessage(content=m.content) if m.role == "user" else AIMessage(content=m.content)
+            for m in prior
+        ]
+        return None, [*seeded, HumanMessage(content=new)], system
+
+    async def prepare(self, user_id: str, request: TurnRequest) -> PreparedTurn:
+        """Resolve the thread and build the graph input; raises on a request that can't run."""
+        thread_id, messages, system = await self._resolve(user_id, request)
+        user_turn_id, assistant_turn_id = new_id("turn"), new_id("turn")
+        messages[-1].id = user_turn_id
+        thread_id = thread_id or new_id("thr")
+        state_input = InputState(
+            messages=list(messages),  # type: ignore[arg-type]
+            params=request.params,
+            client_system=system,
+            user_turn_id=user_turn_id,
+            assistant_turn_id=assistant_turn_id,
+            received_at=self.services.clock().isoformat(),
+        )
+        context = TurnContext(user_id=user_id, thread_id=thread_id, services=self.services)
+        return PreparedTurn(thread_id=thread_id, input=state_input, context=context)
+
+    def start(self, turn: PreparedTurn) -> TurnStream:
+        """Run ``turn`` in a background task and return its event stream."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        task = asyncio.create_task(self._run(turn, queue), name=f"turn:{turn.thread_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return TurnStream(task=task, queue=queue)
+
+    async def run(self, user_id: str, request: TurnRequest) -> TurnResult:
+        """Run a turn to the end and return its result."""
+        stream = self.start(await self.prepare(user_id, request))
+        return await stream.task
+
+    async def _run(self, turn: PreparedTurn, queue: asyncio.Queue[Event]) -> TurnResult:
+        lock = self._locks.setdefault(turn.thread_id, asyncio.Lock())
+        try:
+            async with lock:  # one turn at a time per thread keeps its history linear
+                final: dict[str, Any] = {}
+                async for mode, chunk in self.graph.astream(
+                    turn.input,
+                    self._config(turn.thread_id),
+                    context=turn.context,
+                    stream_mode=["custom", "values"],
+                ):
+                    if mode == "custom" and chunk.get("type") == "token":
+                        queue.put_nowait(TokenEvent(chunk["text"]))
+                    elif mode == "values":
+                        final = chunk
+            result = _result(turn, final)
+        except BaseException as exc:
+            queue.put_nowait(ErrorEvent(exc))
+            raise
+        queue.put_nowait(DoneEvent(result))
+        return result
+
+    async def preview(self, user_id: str, request: TurnRequest) -> Preview:
+        """Compose the turn as it would run now, without generating or persisting."""
+        thread_id, messages, system = await self._resolve(user_id, request)
+        history = await self.thread_messages(thread_id) if thread_id else []
+        state_input = InputState(
+            messages=[*history, *messages],  # type: ignore[list-item]
+            params=request.params,
+            client_system=system,
+        )
+        context = TurnContext(
+            user_id=user_id, thread_id=thread_id or "", services=self.services, dry_run=True
+        )
+        final = await self.preview_graph.ainvoke(state_input, context=context)
+        return Preview(
+            thread_id=thread_id,
+            system_prompt=final["system_prompt"],
+            messages=final["prompt_messages"],
+            memories=final["memories"],
+            route=final["route"],
+            prompt_version=final["prompt_version"],
+            prompt_tokens=final["prompt_tokens_estimate"],
+            profile_updates=final["profile_updates"],
+        )
+
+    async def forget_threads(self, thread_ids: Sequence[str]) -> None:
+        """Delete the checkpointed state of ``thread_ids``."""
+        checkpointer = self.graph.checkpointer
+        if checkpointer is None or checkpointer is True or checkpointer is False:
+            return
+        for thread_id in thread_ids:
+            await checkpointer.adelete_thread(thread_id)
+
+    async def drain(self) -> None:
+        """Wait for turns still running (at shutdown), so none is lost half-recorded."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _result(turn: PreparedTurn, final: dict[str, Any]) -> TurnResult:
+    route: Route = final["route"]
+    memories: list[MemoryItem] = final.get("memories", [])
+    return TurnResult(
+        turn_id=turn.input.assistant_turn_id,
+        user_turn_id=turn.input.user_turn_id,
+        thread_id=turn.thread_id,
+        content=final["reply"],
+        target=route["target"],
+        prompt_version=final["prompt_version"],
+        memory_ids=[m["id"] for m in memories],
+        usage=final["usage"],
+    )

@@ -1,0 +1,158 @@
+"""SQLModel tables for Attune's records.
+
+Schema changes go through Alembic (``memory/migrations``); never ``create_all`` in
+production code. Ids are prefixed random strings (``usr_…``, ``thr_…``, ``turn_…``) so a
+log line says what an id names.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def new_id(prefix: str) -> str:
+    """Return a fresh id such as ``usr_3f2a…`` (32 hex digits after the prefix)."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(
+        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False, **kw
+    )
+
+
+class UserGroup(SQLModel, table=True):
+    """A cohort of users that share a group adapter for cold start."""
+
+    __tablename__ = "user_groups"
+
+    id: str = Field(default_factory=lambda: new_id("grp"), primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    adapter_name: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _ts()
+
+
+class User(SQLModel, table=True):
+    """A person who chats with Attune."""
+
+    __tablename__ = "users"
+
+    id: str = Field(default_factory=lambda: new_id("usr"), primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    group_id: str | None = Field(default=None, foreign_key="user_groups.id", max_length=40)
+    adapter_name: str | None = Field(default=None, max_length=200)
+    """The user's promoted LoRA adapter, when they have one."""
+    created_at: datetime = _ts()
+
+
+class ApiKey(SQLModel, table=True):
+    """A bearer key. Only a SHA-256 digest is stored; keys are 256-bit random tokens."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(default_factory=lambda: new_id("key"), primary_key=True, max_length=40)
+    user_id: str | None = Field(default=None, foreign_key="users.id", index=True, max_length=40)
+    """``None`` for the admin key."""
+    is_admin: bool = False
+    key_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=16)
+    """The key's first characters, for telling keys apart in listings."""
+    created_at: datetime = _ts()
+    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class Thread(SQLModel, table=True):
+    """A conversation. Its message state lives in the LangGraph checkpointer under its id."""
+
+    __tablename__ = "threads"
+
+    id: str = Field(default_factory=lambda: new_id("thr"), primary_key=True, max_length=40)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=40)
+    title: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Turn(SQLModel, table=True):
+    """One message of a conversation, as said by the user or the assistant."""
+
+    __tablename__ = "turns"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "external_id", name="uq_turns_user_external"),
+        sa.Index("ix_turns_user_created", "user_id", "created_at"),
+    )
+
+    id: str = Field(default_factory=lambda: new_id("turn"), primary_key=True, max_length=40)
+    user_id: str = Field(foreign_key="users.id", max_length=40)
+    thread_id: str = Field(foreign_key="threads.id", index=True, max_length=40)
+    role: str = Field(max_length=16)
+    """``user`` or ``assistant``."""
+    speaker: str | None = Field(default=None, max_length=200)
+    content: str = Field(sa_type=sa.Text)
+    external_id: str | None = Field(default=None, max_length=200)
+    """An id the client gave this turn (history imports), unique per user."""
+    reply_to_id: str | None = Field(default=None, max_length=40)
+    """For an assistant turn: the user turn it answers."""
+    created_at: datetime = _ts()
+    model_target: str | None = Field(default=None, max_length=200)
+    """For an assistant turn: ``base``, ``user:<adapter>`` or ``group:<adapter>``."""
+    prompt_version: str | None = Field(default=None, max_length=40)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    conversation_hash: str | None = Field(default=None, max_length=64, index=True)
+    """For an assistant turn: digest of the thread's messages up to and including it, so a
+    client that resends the whole conversation continues the same thread."""
+
+
+class Feedback(SQLModel, table=True):
+    """A rating of an assistant turn by its user."""
+
+    __tablename__ = "feedback"
+
+    id: str = Field(default_factory=lambda: new_id("fb"), primary_key=True, max_length=40)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=40)
+    turn_id: str = Field(foreign_key="turns.id", index=True, max_length=40)
+    rating: str = Field(max_length=8)
+    """``up`` or ``down``."""
+    edited_text: str | None = Field(default=None, sa_type=sa.Text)
+    comment: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = _ts()
+
+
+class Profile(SQLModel, table=True):
+    """A user's persona profile: a versioned JSON document (the Persona issue deepens it)."""
+
+    __tablename__ = "profiles"
+
+    user_id: str = Field(foreign_key="users.id", primary_key=True, max_length=40)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    version: int = 1
+    updated_at: datetime = _ts()
+
+
+class ProfileChange(SQLModel, table=True):
+    """One change to a profile: what changed, why, and from which turn."""
+
+    __tablename__ = "profile_changes"
+
+    id: str = Field(default_factory=lambda: new_id("pch"), primary_key=True, max_length=40)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=40)
+    version: int
+    field: str = Field(max_length=100)
+    old_value: Any = Field(default=None, sa_type=sa.JSON, nullable=True)
+    new_value: Any = Field(default=None, sa_type=sa.JSON, nullable=True)
+    reason: str = Field(max_length=500)
+    source_turn_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime = _ts()

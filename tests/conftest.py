@@ -1,0 +1,76 @@
+"""Shared fixtures: settings on a temporary data dir, apps with the scripted or real model."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.settings import Settings
+from memory import repo
+from tests.fakes import ScriptedBackend
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MODEL_CACHE = REPO_ROOT / ".attune" / "models"
+ADMIN_KEY = "att_test_admin_key"
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(var, "1")
+    monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        admin_key=ADMIN_KEY,
+        model={"cache_dir": MODEL_CACHE},
+    )
+
+
+@pytest.fixture
+def backend() -> ScriptedBackend:
+    return ScriptedBackend()
+
+
+class Api:
+    """An HTTP client on an app, with helpers for keys."""
+
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient) -> None:
+        self.app = app
+        self.client = client
+
+    @property
+    def services(self):  # noqa: ANN201
+        return self.app.state.services
+
+    def new_user(self, name: str = "alice") -> tuple[str, str]:
+        with self.services.store.session() as session:
+            user, key = repo.create_user(session, name=name)
+            session.commit()
+        return user.id, key
+
+    @staticmethod
+    def auth(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+
+async def open_api(settings: Settings, backend: object | None) -> AsyncIterator[Api]:
+    app = create_app(settings, backend=backend)  # type: ignore[arg-type]
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://attune.test") as client:
+            yield Api(app, client)
+
+
+@pytest.fixture
+async def api(settings: Settings, backend: ScriptedBackend) -> AsyncIterator[Api]:
+    async for a in open_api(settings, backend):
+        yield a

@@ -1,0 +1,114 @@
+"""Scripted stand-ins for unit tests of logic (the real model is tested in integration)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+
+class ScriptedChatModel(BaseChatModel):
+    """Replies with ``script`` (or echoes the last message), one word per chunk."""
+
+    script: str | None = None
+    adapter: str | None = None
+    max_tokens: int = 256
+    stop: list[str] | None = None
+    recorder: Any = None
+    """Gets ``.calls.append(messages)`` for every call (pydantic would copy a list)."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def _reply(self, messages: list[BaseMessage]) -> tuple[list[str], str]:
+        if self.recorder is not None:
+            self.recorder.calls.append(list(messages))
+        text = self.script if self.script is not None else f"echo: {messages[-1].text}"
+        words = text.split(" ")
+        finish = "stop"
+        if len(words) > self.max_tokens:
+            words, finish = words[: self.max_tokens], "length"
+        out = " ".join(words)
+        for s in self.stop or []:
+            if s in out:
+                out, finish = out[: out.index(s)], "stop"
+        pieces = [w + " " for w in out.split(" ")]
+        pieces[-1] = pieces[-1].rstrip(" ")
+        return [p for p in pieces if p], finish
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        pieces, finish = self._reply(messages)
+        msg = AIMessage(content="".join(pieces), response_metadata={"finish_reason": finish})
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        pieces, finish = self._reply(messages)
+        for piece in pieces:
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+        prompt = sum(len(m.text.split()) for m in messages)
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata={
+                    "input_tokens": prompt,
+                    "output_tokens": len(pieces),
+                    "total_tokens": prompt + len(pieces),
+                },
+                response_metadata={"finish_reason": finish, "adapter": self.adapter},
+            )
+        )
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        for chunk in self._stream(*args, **kwargs):
+            yield chunk
+
+
+@dataclass
+class ScriptedBackend:
+    """A ``ChatBackend`` over ``ScriptedChatModel``; counts tokens as words."""
+
+    script: str | None = None
+    adapters: set[str] = field(default_factory=set)
+    name: str = "scripted"
+    model_id: str = "scripted-echo"
+    calls: list[list[BaseMessage]] = field(default_factory=list)
+    requested_adapters: list[str | None] = field(default_factory=list)
+
+    def chat_model(
+        self,
+        *,
+        adapter: str | None,
+        max_tokens: int,
+        temperature: float,
+        top_p: float = 1.0,
+        stop: list[str] | None = None,
+        seed: int | None = None,
+    ) -> BaseChatModel:
+        self.requested_adapters.append(adapter)
+        return ScriptedChatModel(
+            script=self.script, adapter=adapter, max_tokens=max_tokens, stop=stop, recorder=self
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def has_adapter(self, name: str) -> bool:
+        return name in self.adapters
