@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -51,7 +52,12 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Fas
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over ``max_bytes`` with 413, declared or streamed."""
+    """Refuse request bodies over ``max_bytes`` with 413, declared or streamed.
+
+    The body is read here, before the app sees it: a limit enforced while FastAPI reads it
+    would surface as FastAPI's generic 400 for an unreadable body. Every route reads the
+    whole body anyway, so buffering up to the limit costs nothing extra.
+    """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         """Wrap ``app``."""
@@ -59,7 +65,7 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Check the declared length, then count what arrives."""
+        """Check the declared length, then read and count the body, then pass it on."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -68,38 +74,48 @@ class BodyLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _send_413(send, self.max_bytes)
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLargeError
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk: bytes = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                await _send_413(send, self.max_bytes)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLargeError:
-            await _send_413(send, self.max_bytes)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:  # later calls wait for the disconnect, as streaming responses do
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
-
-class _TooLargeError(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 async def _send_413(send: Send, limit: int) -> None:
-    import json
-
     body = json.dumps(
-        error_body(f"request body too large; the limit is {limit} bytes", "invalid_request_error")
+        error_body(
+            f"the request body is too large; the limit is {limit} bytes (send long "
+            "conversations as a thread_id and the new message)",
+            "invalid_request_error",
+        )
     ).encode()
     await send(
         {
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

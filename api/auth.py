@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import APIError
+from api.protocol import ID_PATTERN
 from api.services import AppServices
 from memory import repo
 from memory.repo import Principal
@@ -30,14 +31,25 @@ ServicesDep = Annotated[AppServices, Depends(get_services)]
 
 
 async def get_principal(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """Resolve the ``Authorization: Bearer`` key, or answer 401."""
     if credentials is None or not credentials.credentials:
+        sent = request.headers.get("authorization", "").strip()
+        scheme = sent.split(" ", 1)[0] if " " in sent else ""
+        if not sent:
+            problem = "missing API key"
+        elif scheme.lower() == "bearer":
+            problem = "the Authorization header has no key after 'Bearer'"
+        elif scheme:
+            problem = f"the Authorization header uses the {scheme[:20]!r} scheme, not 'Bearer'"
+        else:
+            problem = "the Authorization header names no scheme"
         raise APIError(
             401,
-            "missing API key: send 'Authorization: Bearer <key>' (create one with "
+            f"{problem}: send 'Authorization: Bearer <key>' (create a key with "
             "'attune users create NAME')",
             type="authentication_error",
         )
@@ -85,6 +97,8 @@ async def scoped_user_id(user_id: str, principal: PrincipalDep, services: Servic
     """The ``{user_id}`` of the path, if the key may reach it; else 404."""
     not_found = APIError(404, f"no user {user_id!r}", type="not_found_error", param="user_id")
     if not principal.is_admin and principal.user_id != user_id:
+        raise not_found
+    if not ID_PATTERN.match(user_id):  # not an id: no need to ask the database
         raise not_found
 
     def exists() -> bool:

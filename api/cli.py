@@ -19,7 +19,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-users_app = typer.Typer(help="Create and list users (works on the local database).", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Create and list users (works on the local database).", no_args_is_help=True
+)
 model_app = typer.Typer(help="Prepare the base model.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -67,7 +69,9 @@ def serve(
     if key is not None:
         path = settings.data_dir / "admin.key"
         _save_secret(path, key)
-        typer.echo(f"Generated the admin key (shown once, also saved to {path}):\n  {key}", err=True)
+        typer.echo(
+            f"Generated the admin key (shown once, also saved to {path}):\n  {key}", err=True
+        )
     uvicorn.run(
         create_app(settings),
         host=host or settings.server.host,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.protocol import json_type
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +20,12 @@ class APIError(Exception):
     """An error with a status, a type and a message a person can act on."""
 
     def __init__(
-        self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
     ) -> None:
         """Describe the error; ``param`` names the offending field when there is one."""
         super().__init__(message)
@@ -27,7 +35,9 @@ class APIError(Exception):
         self.param = param
 
 
-def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+def error_body(
+    message: str, type: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     """The OpenAI error envelope."""
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
@@ -37,20 +47,77 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+# Error types whose message reads better with the value that was sent.
+_SHOW_INPUT = {
+    "literal_error",
+    "enum",
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "int_type",
+    "int_parsing",
+    "int_from_float",
+    "float_type",
+    "float_parsing",
+    "bool_type",
+    "bool_parsing",
+    "string_type",
+    "string_pattern_mismatch",
+    "finite_number",
+}
+
+
+def _problem(err: Mapping[str, Any]) -> str:
+    kind = err.get("type")
+    if kind == "missing":
+        return "this field is required"
+    if kind == "extra_forbidden":
+        return "unknown field; remove it"
+    if kind == "string_pattern_mismatch":
+        message = "must be an id made of letters, digits, '_' and '-' (at most 40)"
+    else:
+        message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    value = err.get("input")
+    if kind in _SHOW_INPUT:
+        if isinstance(value, bool | int | float) or value is None:
+            message += f" (got {value!r})"
+        elif isinstance(value, str):
+            shown = value if len(value) <= 40 else value[:37] + "..."
+            message += f" (got {shown!r})"
+        else:
+            message += f" (got {json_type(value)})"
+    return message
+
+
 def describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
     """A one-line description of what is wrong with a request, and the first bad field."""
     problems = []
     first: str | None = None
     for err in exc.errors():
-        where = _loc(tuple(err.get("loc", ())))
+        loc = tuple(err.get("loc", ()))
+        where = _loc(loc)
         if err.get("type") == "json_invalid":
             ctx = err.get("ctx") or {}
-            return f"the body is not valid JSON: {ctx.get('error', err.get('msg'))}", None
-        if err.get("type") == "missing" and where == "body":
-            return "the request needs a JSON body", None
+            at = f" (at character {loc[-1]})" if loc and isinstance(loc[-1], int) else ""
+            return f"the body is not valid JSON: {ctx.get('error', err.get('msg'))}{at}", None
+        if loc == ("body",):
+            if err.get("type") == "missing":
+                return "the request needs a JSON body", None
+            return f"the body must be a JSON object, not {json_type(err.get('input'))}", None
         first = first or where
-        problems.append(f"{where}: {err.get('msg')}")
+        problems.append(f"{where}: {_problem(err)}")
     return "invalid request: " + "; ".join(problems), first
+
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether FastAPI parses a body with this ``Content-Type`` as JSON (absent: it does)."""
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -61,7 +128,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(exc.message, exc.type, exc.param), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type")
+        if not _is_json(content_type) and any(
+            tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors()
+        ):
+            message = (
+                f"the body must be JSON sent with 'Content-Type: application/json', "
+                f"not {content_type!r}"
+            )
+            return JSONResponse(error_body(message, "invalid_request_error"), status_code=415)
         message, param = describe_validation(exc)
         return JSONResponse(error_body(message, "invalid_request_error", param), status_code=400)
 
@@ -69,6 +145,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
         message = str(exc.detail) if exc.detail else "error"
+        if message == "There was an error parsing the body":  # FastAPI's words
+            message = "the body could not be parsed; send one well-formed JSON object"
         if exc.status_code == 404 and message == "Not Found":
             message = "no such route; see /docs for the API"
         if exc.status_code == 405:

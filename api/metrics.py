@@ -27,19 +27,27 @@ class Metrics:
             registry=self.registry,
         )
         self.turns = Counter(
-            "attune_turns", "Chat turns by model target kind and outcome.", ["target", "outcome"],
+            "attune_turns",
+            "Chat turns by model target kind and outcome.",
+            ["target", "outcome"],
             registry=self.registry,
         )
         self.ttft_seconds = Histogram(
-            "attune_time_to_first_token_seconds", "Time to the first generated token.",
-            buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "attune_time_to_first_token_seconds",
+            "Time to the first generated token.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.generation_seconds = Histogram(
-            "attune_generation_seconds", "Wall time of generation.",
-            buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "attune_generation_seconds",
+            "Wall time of generation.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.tokens = Counter(
-            "attune_tokens", "Tokens by kind (prompt or completion).", ["kind"],
+            "attune_tokens",
+            "Tokens by kind (prompt or completion).",
+            ["kind"],
             registry=self.registry,
         )
 

@@ -2,16 +2,60 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+"""What every Attune id (``usr_…``, ``thr_…``, ``grp_…``) looks like."""
+
+
+def plain_text(value: str) -> str:
+    r"""Refuse text the stores cannot hold: NUL characters and unpaired surrogates.
+
+    JSON lets a client send ``"\u0000"`` or a lone ``"\ud800"``; PostgreSQL refuses the
+    first and UTF-8 cannot encode the second, so both would fail deep inside a turn.
+    """
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL (\\u0000) characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "text must be valid Unicode; it has an unpaired surrogate escape such as \\ud800"
+        ) from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(plain_text)]
+"""A string that can be stored and encoded as UTF-8."""
+
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN.pattern, max_length=40)]
+"""An Attune id: letters, digits, ``_`` and ``-``, at most 40 characters."""
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of ``value``'s type, for messages ("a list", "null", ...)."""
+    if isinstance(value, bytes):
+        return "raw bytes"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    names |= {list: "a list", dict: "an object", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 class TextPart(BaseModel):
     """A text content part (``{"type": "text", "text": ...}``)."""
 
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ChatMessageIn(BaseModel):
@@ -22,6 +66,30 @@ class ChatMessageIn(BaseModel):
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart]
     name: str | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _content(cls, v: Any) -> Any:
+        # Checked here, not by the union, so a client reads one sentence instead of
+        # one error per union member.
+        if isinstance(v, str):
+            return plain_text(v)
+        if not isinstance(v, list):
+            raise ValueError(
+                f"content must be a string or a list of text parts, not {json_type(v)}"
+            )
+        for i, part in enumerate(v):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind != "text":
+                what = f"a part of type {kind!r}" if isinstance(kind, str) else json_type(part)
+                raise ValueError(
+                    f"content[{i}] is {what}; only text parts "
+                    '({"type": "text", "text": "..."}) are supported'
+                )
+            if not isinstance(part.get("text"), str):
+                raise ValueError(f"content[{i}].text must be a string")
+            plain_text(part["text"])
+        return v
 
     def text(self) -> str:
         """The message's text, with content parts joined."""
@@ -48,22 +116,30 @@ class ChatCompletionRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     n: int = Field(default=1, ge=1, le=1, description="only n=1 is supported")
     presence_penalty: float | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    user: str | None = None
+    user: str | None = None  # accepted for compatibility; the user is always the key's
     # Attune extension: continue this thread; only the last message is new.
-    thread_id: str | None = Field(default=None, max_length=40)
+    thread_id: Id | None = None
 
-    @field_validator("stop")
+    @field_validator("stop", mode="before")
     @classmethod
-    def _stops(cls, v: str | list[str] | None) -> str | list[str] | None:
-        stops = [v] if isinstance(v, str) else v or []
-        if len(stops) > 4 or any(not s for s in stops):
-            raise ValueError("stop takes up to 4 non-empty strings")
+    def _stops(cls, v: Any) -> Any:
+        stops = [v] if isinstance(v, str) else v
+        if v is None:
+            return v
+        if (
+            not isinstance(stops, list)
+            or len(stops) > 4
+            or not all(isinstance(s, str) and s for s in stops)
+        ):
+            raise ValueError("stop takes a string or a list of up to 4 non-empty strings")
+        for s in stops:
+            plain_text(s)
         return v
 
     def stop_list(self) -> list[str] | None:
@@ -141,8 +217,12 @@ class UserCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    group_id: str | None = Field(default=None, max_length=40)
+    name: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+        AfterValidator(plain_text),
+    ]
+    group_id: Id | None = None
 
 
 class UserCreated(BaseModel):
@@ -161,7 +241,7 @@ class PreviewRequest(BaseModel):
     messages: Annotated[list[ChatMessageIn], Field(min_length=1)]
     model: str = "attune"
     max_tokens: int | None = Field(default=None, ge=1)
-    thread_id: str | None = Field(default=None, max_length=40)
+    thread_id: Id | None = None
 
 
 class PreviewResponse(BaseModel):

@@ -74,6 +74,6 @@ class Settings(BaseSettings):
 def _checkpoint_url_for(db_url: str, data_dir: Path) -> str:
     """Thread state follows the record store: same PostgreSQL database, or a SQLite file."""
     if db_url.startswith("postgresql"):
-        scheme, _, rest = db_url.partition("://")
+        _scheme, _, rest = db_url.partition("://")
         return f"postgresql://{rest}"
     return str(data_dir / "checkpoints.db")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from langgraph.graph import END, START, StateGraph
 
 from graph import nodes
@@ -37,6 +39,6 @@ def _pipeline() -> StateGraph[TurnState, TurnContext, InputState, TurnState]:
     builder.add_node("compose_prompt", nodes.compose_prompt)
     builder.add_node("route", nodes.route)
     builder.add_edge(START, PIPELINE[0])
-    for a, b in zip(PIPELINE, PIPELINE[1:], strict=False):
+    for a, b in itertools.pairwise(PIPELINE):
         builder.add_edge(a, b)
     return builder

@@ -1,5 +1,8 @@
-"""The nodes of the per-turn graph. Each is thin: I/O through services, decisions in plain
-functions (``memory.instructions``, ``graph.compose``, ``graph.routing``)."""
+"""The nodes of the per-turn graph.
+
+Each is thin: I/O through services, decisions in plain functions (``memory.instructions``,
+``graph.compose``, ``graph.routing``).
+"""
 
 from __future__ import annotations
 
@@ -201,15 +204,15 @@ async def record(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
     user_text = _new_message_before_reply(state.messages)
     history: list[AnyMessage] = [m for m in state.messages if not isinstance(m, SystemMessage)]
     digest = conversation_hash((role_of(m), text_of(m)) for m in history)
-    received = datetime.fromisoformat(state.received_at) if state.received_at else None
     user_turn = Turn(
         id=state.user_turn_id,
         user_id=ctx.user_id,
         thread_id=ctx.thread_id,
         role="user",
         content=user_text,
-        **({"created_at": received} if received else {}),
     )
+    if state.received_at:
+        user_turn.created_at = datetime.fromisoformat(state.received_at)
     assistant_turn = Turn(
         id=state.assistant_turn_id,
         user_id=ctx.user_id,

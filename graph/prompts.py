@@ -64,7 +64,9 @@ class PromptLibrary:
 
     def names(self) -> list[str]:
         """Prompt names, sorted."""
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("_"))
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("_")
+        )
 
     def versions(self, name: str) -> list[str]:
         """Versions of prompt ``name``, oldest first (``v1``, ``v2``, … ``v10``)."""

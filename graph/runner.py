@@ -10,7 +10,7 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
@@ -212,12 +212,13 @@ class TurnRunner:
         try:
             async with lock:  # one turn at a time per thread keeps its history linear
                 final: dict[str, Any] = {}
-                async for mode, chunk in self.graph.astream(
+                async for item in self.graph.astream(
                     turn.input,
                     self._config(turn.thread_id),
                     context=turn.context,
                     stream_mode=["custom", "values"],
                 ):
+                    mode, chunk = cast(tuple[str, dict[str, Any]], item)
                     if mode == "custom" and chunk.get("type") == "token":
                         queue.put_nowait(TokenEvent(chunk["text"]))
                     elif mode == "values":

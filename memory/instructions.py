@@ -15,7 +15,9 @@ from typing import Literal
 Op = Literal["set", "unset", "add"]
 
 _LEAD = r"(?:^|[.!?;]\s+|,\s*)(?:ok(?:ay)?,?\s+|so,?\s+|and\s+)?"
-_POLITE = r"(?:please\s+|pls\s+|from\s+now\s+on,?\s+|going\s+forward,?\s+|you\s+can\s+|could\s+you\s+)*"
+_POLITE = (
+    r"(?:please\s+|pls\s+|from\s+now\s+on,?\s+|going\s+forward,?\s+|you\s+can\s+|could\s+you\s+)*"
+)
 _NAME = r"(?P<name>[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*){0,3})"
 
 _CALL_ME = re.compile(_LEAD + _POLITE + r"call\s+me\s+" + _NAME, re.IGNORECASE)
@@ -48,7 +50,9 @@ def detect_instructions(text: str) -> list[ProfileUpdate]:
         match = _CALL_ME.search(text)
         if match:
             name = _trim_name(match.group("name"))
-            updates.append(ProfileUpdate("preferred_name", "set", name, f'asked to be called "{name}"'))
+            updates.append(
+                ProfileUpdate("preferred_name", "set", name, f'asked to be called "{name}"')
+            )
     for match in _STANDING.finditer(text):
         rule = match.group("rule").strip().rstrip(",")
         if _CALL_ME.search("call me " + rule) and rule.lower().startswith("call me"):

@@ -26,9 +26,7 @@ def utcnow() -> datetime:
 
 
 def _ts(**kw: Any) -> Any:
-    return Field(
-        default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False, **kw
-    )
+    return Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False, **kw)
 
 
 class UserGroup(SQLModel, table=True):

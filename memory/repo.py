@@ -43,7 +43,9 @@ def create_api_key(session: Session, *, user_id: str | None, is_admin: bool = Fa
     """Store a new key's digest and return the key (the only time it is seen in full)."""
     key = generate_key()
     session.add(
-        ApiKey(user_id=user_id, is_admin=is_admin, key_hash=hash_key(key), prefix=display_prefix(key))
+        ApiKey(
+            user_id=user_id, is_admin=is_admin, key_hash=hash_key(key), prefix=display_prefix(key)
+        )
     )
     session.flush()
     return key
@@ -93,8 +95,12 @@ def delete_user(session: Session, *, user_id: str) -> list[str]:
     The caller removes the returned threads' checkpointed state.
     """
     thread_ids = list(session.exec(select(Thread.id).where(Thread.user_id == user_id)).all())
-    for table in (Feedback, Turn, Thread, ProfileChange, Profile, ApiKey):
-        session.exec(delete(table).where(table.user_id == user_id))  # type: ignore[attr-defined]
+    session.exec(delete(Feedback).where(col(Feedback.user_id) == user_id))
+    session.exec(delete(Turn).where(col(Turn.user_id) == user_id))
+    session.exec(delete(Thread).where(col(Thread.user_id) == user_id))
+    session.exec(delete(ProfileChange).where(col(ProfileChange.user_id) == user_id))
+    session.exec(delete(Profile).where(col(Profile.user_id) == user_id))
+    session.exec(delete(ApiKey).where(col(ApiKey.user_id) == user_id))
     session.exec(delete(User).where(col(User.id) == user_id))
     return thread_ids
 
@@ -134,8 +140,12 @@ def record_exchange(
     now = utcnow()
     thread = session.get(Thread, thread_id)
     if thread is None:
-        title = user_turn.content.strip().splitlines()[0][:80] if user_turn.content.strip() else None
-        session.add(Thread(id=thread_id, user_id=user_id, title=title, created_at=now, updated_at=now))
+        title = (
+            user_turn.content.strip().splitlines()[0][:80] if user_turn.content.strip() else None
+        )
+        session.add(
+            Thread(id=thread_id, user_id=user_id, title=title, created_at=now, updated_at=now)
+        )
         session.flush()
     else:
         thread.updated_at = now

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from memory import profile as profiles
 from memory import recall, repo
 from memory.instructions import ProfileUpdate
-from memory.records import Turn
+from memory.records import Thread, Turn
 
 T = TypeVar("T")
 
@@ -114,7 +114,7 @@ class RecordStore:
         """The user who owns ``thread_id``, or ``None`` if there is no such thread."""
 
         def work(s: Session) -> str | None:
-            thread = s.get(repo.Thread, thread_id)
+            thread = s.get(Thread, thread_id)
             return thread.user_id if thread is not None else None
 
         return await self._run(work)

@@ -48,7 +48,7 @@ class Api:
         self.client = client
 
     @property
-    def services(self):  # noqa: ANN201
+    def services(self):
         return self.app.state.services
 
     def new_user(self, name: str = "alice") -> tuple[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import APIRouter
@@ -17,11 +17,13 @@ from api.protocol import (
     AttuneInfo,
     ChatCompletion,
     ChatCompletionRequest,
+    ChatMessageIn,
     ChatMessageOut,
     Choice,
     UsageOut,
 )
 from api.services import AppServices
+from api.settings import ServerSettings
 from graph.compose import PromptTooLongError
 from graph.routing import LOGICAL_MODELS
 from graph.runner import (
@@ -40,25 +42,30 @@ router = APIRouter()
 log = logging.getLogger(__name__)
 
 
-def to_turn_request(body: ChatCompletionRequest, services: AppServices) -> TurnRequest:
-    """Validate what pydantic cannot (limits, model names) and build the turn request."""
-    limits = services.settings.server
-    if body.model not in LOGICAL_MODELS:
+def check_model(model: str) -> None:
+    """404 for a model name clients may not use."""
+    if model not in LOGICAL_MODELS:
         raise APIError(
             404,
-            f"the model {body.model!r} does not exist; use one of {', '.join(LOGICAL_MODELS)}",
+            f"the model {model!r} does not exist; use one of {', '.join(LOGICAL_MODELS)}",
             type="not_found_error",
             param="model",
         )
-    if len(body.messages) > limits.max_messages:
+
+
+def to_chat_messages(
+    messages: Sequence[ChatMessageIn], limits: ServerSettings
+) -> list[ChatMessage]:
+    """Check count and size limits and convert; ``developer`` becomes ``system``."""
+    if len(messages) > limits.max_messages:
         raise APIError(
             400,
-            f"too many messages ({len(body.messages)} > {limits.max_messages}); send only the "
+            f"too many messages ({len(messages)} > {limits.max_messages}); send only the "
             "new message with a thread_id",
             param="messages",
         )
-    messages = []
-    for i, m in enumerate(body.messages):
+    out = []
+    for i, m in enumerate(messages):
         text = m.text()
         if len(text) > limits.max_message_chars:
             raise APIError(
@@ -67,14 +74,41 @@ def to_turn_request(body: ChatCompletionRequest, services: AppServices) -> TurnR
                 param=f"messages.{i}.content",
             )
         role = "system" if m.role == "developer" else m.role
-        messages.append(ChatMessage(role=role, content=text))
-    if not messages[-1].content.strip():
-        raise APIError(400, "the last message is empty", param="messages")
+        out.append(ChatMessage(role=role, content=text))
+    last = len(out) - 1
+    if out[last].role == "user" and not out[last].content.strip():
+        raise APIError(
+            400, f"messages[{last}], the new user message, is empty", param=f"messages.{last}"
+        )
+    return out
+
+
+def reply_budget(requested: int | None, param: str, services: AppServices) -> int:
+    """``max_tokens`` as asked (or the default), if it leaves room for a prompt."""
+    window = services.settings.graph.context_window
+    if requested is None:
+        return services.settings.model.default_max_tokens
+    if requested >= window:
+        raise APIError(
+            400,
+            f"{param}={requested} leaves no room for the prompt in the model's {window}-token "
+            "context; ask for fewer tokens",
+            param=param,
+        )
+    return requested
+
+
+def to_turn_request(body: ChatCompletionRequest, services: AppServices) -> TurnRequest:
+    """Validate what pydantic cannot (limits, model names) and build the turn request."""
+    check_model(body.model)
+    messages = to_chat_messages(body.messages, services.settings.server)
+    if body.max_completion_tokens is not None:
+        max_tokens = reply_budget(body.max_completion_tokens, "max_completion_tokens", services)
+    else:
+        max_tokens = reply_budget(body.max_tokens, "max_tokens", services)
     params = GenerationParams(
         model=body.model,
-        max_tokens=body.max_completion_tokens
-        or body.max_tokens
-        or services.settings.model.default_max_tokens,
+        max_tokens=max_tokens,
         temperature=body.temperature,
         top_p=body.top_p,
         stop=body.stop_list(),
@@ -162,9 +196,7 @@ async def chat_completions(
             "object": "chat.completion.chunk",
             "created": created,
             "model": body.model,
-            "choices": [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            ],
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
             **extra,
         }
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"

@@ -25,6 +25,8 @@ async def list_models(_: PrincipalDep, services: ServicesDep) -> ModelList:
                 created=_STARTED,
                 description=f"routes to your adapter, your group's, or the base model ({base})",
             ),
-            ModelCard(id=BASE_MODEL, created=_STARTED, description=f"always the base model ({base})"),
+            ModelCard(
+                id=BASE_MODEL, created=_STARTED, description=f"always the base model ({base})"
+            ),
         ]
     )

@@ -10,10 +10,9 @@ from fastapi import APIRouter, Response
 from api.auth import AdminDep, ScopedUserId, ServicesDep
 from api.errors import APIError
 from api.protocol import PreviewRequest, PreviewResponse, UserCreate, UserCreated
-from api.routes.chat import turn_errors
+from api.routes.chat import check_model, reply_budget, to_chat_messages, turn_errors
 from graph.compose import PromptTooLongError
-from graph.routing import LOGICAL_MODELS
-from graph.runner import ChatMessage, InvalidTurnError, ThreadNotFoundError, TurnRequest
+from graph.runner import InvalidTurnError, ThreadNotFoundError, TurnRequest
 from graph.state import GenerationParams
 from memory import repo
 from memory.records import UserGroup
@@ -28,7 +27,12 @@ async def create_user(body: UserCreate, _: AdminDep, services: ServicesDep) -> U
     def work() -> UserCreated:
         with services.store.session() as session:
             if body.group_id is not None and session.get(UserGroup, body.group_id) is None:
-                raise APIError(404, f"no group {body.group_id!r}", param="group_id")
+                raise APIError(
+                    404,
+                    f"no user group {body.group_id!r}; name an existing group or leave it out",
+                    type="not_found_error",
+                    param="group_id",
+                )
             user, key = repo.create_user(session, name=body.name, group_id=body.group_id)
             session.commit()
             return UserCreated(id=user.id, name=user.name, api_key=key)
@@ -51,22 +55,14 @@ async def delete_user(user_id: ScopedUserId, services: ServicesDep) -> Response:
 
 
 @router.post("/v1/users/{user_id}/prompt/preview", response_model=PreviewResponse)
-async def preview_prompt(
-    body: PreviewRequest, user_id: ScopedUserId, services: ServicesDep
-) -> Any:
+async def preview_prompt(body: PreviewRequest, user_id: ScopedUserId, services: ServicesDep) -> Any:
     """The system prompt, messages, memories and route a turn would use, without generating."""
-    if body.model not in LOGICAL_MODELS:
-        raise APIError(
-            404, f"the model {body.model!r} does not exist", type="not_found_error", param="model"
-        )
+    check_model(body.model)
     request = TurnRequest(
-        messages=[
-            ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text())
-            for m in body.messages
-        ],
+        messages=to_chat_messages(body.messages, services.settings.server),
         params=GenerationParams(
             model=body.model,
-            max_tokens=body.max_tokens or services.settings.model.default_max_tokens,
+            max_tokens=reply_budget(body.max_tokens, "max_tokens", services),
         ),
         thread_id=body.thread_id,
     )

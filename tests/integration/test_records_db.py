@@ -24,7 +24,9 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'attune.db'}"
     else:
-        url = request.getfixturevalue("postgres_db").replace("postgresql://", "postgresql+psycopg://")
+        url = request.getfixturevalue("postgres_db").replace(
+            "postgresql://", "postgresql+psycopg://"
+        )
     eng = db.make_engine(DatabaseSettings(url=url))
     db.upgrade(eng)
     yield eng
@@ -63,9 +65,19 @@ def test_keys_are_stored_hashed_and_resolve(engine: Engine) -> None:
 def _exchange(user_id: str, thread_id: str, text: str, n: int) -> tuple[Turn, Turn]:
     u = Turn(id=f"turn_u{n}", user_id=user_id, thread_id=thread_id, role="user", content=text)
     a = Turn(
-        id=f"turn_a{n}", user_id=user_id, thread_id=thread_id, role="assistant",
-        content="ok", reply_to_id=u.id, model_target="base", prompt_version="v1",
-        prompt_tokens=10, completion_tokens=2, latency_ms=1.5, ttft_ms=0.5, conversation_hash="h" * 64,
+        id=f"turn_a{n}",
+        user_id=user_id,
+        thread_id=thread_id,
+        role="assistant",
+        content="ok",
+        reply_to_id=u.id,
+        model_target="base",
+        prompt_version="v1",
+        prompt_tokens=10,
+        completion_tokens=2,
+        latency_ms=1.5,
+        ttft_ms=0.5,
+        conversation_hash="h" * 64,
     )
     return u, a
 
@@ -79,19 +91,26 @@ async def test_exchange_is_recorded_once_and_deleted_with_its_user(engine: Engin
     u, a = _exchange(alice.id, "thr_a", "I love sailing", 1)
     await store.record_exchange(thread_id="thr_a", user_id=alice.id, user_turn=u, assistant_turn=a)
     u2, a2 = _exchange(alice.id, "thr_a", "I love sailing", 1)
-    await store.record_exchange(thread_id="thr_a", user_id=alice.id, user_turn=u2, assistant_turn=a2)
+    await store.record_exchange(
+        thread_id="thr_a", user_id=alice.id, user_turn=u2, assistant_turn=a2
+    )
     ub, ab = _exchange(bob.id, "thr_b", "sailing is boring", 2)
     await store.record_exchange(thread_id="thr_b", user_id=bob.id, user_turn=ub, assistant_turn=ab)
     with store.session() as s:
         assert len(repo.thread_turns(s, user_id=alice.id, thread_id="thr_a")) == 2
         assert repo.get_thread(s, user_id=bob.id, thread_id="thr_a") is None
-        assert repo.find_thread_by_conversation(s, user_id=alice.id, conversation_hash="h" * 64) == "thr_a"
+        assert (
+            repo.find_thread_by_conversation(s, user_id=alice.id, conversation_hash="h" * 64)
+            == "thr_a"
+        )
     recalled = await store.recall_turns(alice.id, "sailing", k=5, exclude_thread_id=None)
     assert {r.id for r in recalled} == {"turn_u1"}
     with store.session() as s:
         save_updates(
-            s, user_id=alice.id,
-            updates=[ProfileUpdate("preferred_name", "set", "Cap", "test")], source_turn_id="turn_u1",
+            s,
+            user_id=alice.id,
+            updates=[ProfileUpdate("preferred_name", "set", "Cap", "test")],
+            source_turn_id="turn_u1",
         )
         assert repo.delete_user(s, user_id=alice.id) == ["thr_a"]
         s.commit()

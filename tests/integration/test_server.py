@@ -61,7 +61,9 @@ def start_server(data_dir: Path, port: int | None = None) -> Server:
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "api", "serve", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     server = Server(f"http://127.0.0.1:{port}", data_dir, proc, log)
     deadline = time.monotonic() + 180
@@ -88,7 +90,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def user_key(server: Server) -> str:
     r = httpx.post(
-        server.url + "/v1/users", json={"name": "openai-client"},
+        server.url + "/v1/users",
+        json={"name": "openai-client"},
         headers={"Authorization": f"Bearer {ADMIN}"},
     )
     assert r.status_code == 201, r.text
@@ -106,8 +109,10 @@ def _turns(data_dir: Path) -> list[Turn]:
 def test_openai_client_plain_chat(server: Server, user_key: str) -> None:
     client = OpenAI(base_url=server.url + "/v1", api_key=user_key)
     reply = client.chat.completions.create(
-        model="attune", messages=[{"role": "user", "content": "Say hello."}],
-        max_tokens=12, temperature=0,
+        model="attune",
+        messages=[{"role": "user", "content": "Say hello."}],
+        max_tokens=12,
+        temperature=0,
     )
     assert reply.choices[0].message.content
     assert reply.usage is not None and 0 < reply.usage.completion_tokens <= 12
@@ -120,14 +125,20 @@ def test_openai_client_plain_chat(server: Server, user_key: str) -> None:
 def test_openai_client_streamed_chat_continues_a_thread(server: Server, user_key: str) -> None:
     client = OpenAI(base_url=server.url + "/v1", api_key=user_key)
     first = client.chat.completions.create(
-        model="attune", messages=[{"role": "user", "content": "My favourite colour is teal."}],
-        max_tokens=8, temperature=0,
+        model="attune",
+        messages=[{"role": "user", "content": "My favourite colour is teal."}],
+        max_tokens=8,
+        temperature=0,
     )
     thread = (first.model_extra or {})["attune"]["thread_id"]
     pieces, meta = [], None
     for chunk in client.chat.completions.create(
-        model="attune", messages=[{"role": "user", "content": "What is my favourite colour?"}],
-        max_tokens=16, temperature=0, stream=True, extra_body={"thread_id": thread},
+        model="attune",
+        messages=[{"role": "user", "content": "What is my favourite colour?"}],
+        max_tokens=16,
+        temperature=0,
+        stream=True,
+        extra_body={"thread_id": thread},
     ):
         if chunk.choices and chunk.choices[0].delta.content:
             pieces.append(chunk.choices[0].delta.content)
@@ -150,12 +161,18 @@ def test_openai_client_errors_are_4xx(server: Server, user_key: str) -> None:
 def test_disconnect_mid_stream_still_records_the_turn(server: Server, user_key: str) -> None:
     before = {t.id for t in _turns(server.data_dir)}
     body = {
-        "model": "attune", "stream": True, "max_tokens": 48, "temperature": 0,
+        "model": "attune",
+        "stream": True,
+        "max_tokens": 48,
+        "temperature": 0,
         "messages": [{"role": "user", "content": "Count from one to twenty in words."}],
     }
     with httpx.stream(
-        "POST", server.url + "/v1/chat/completions", json=body,
-        headers={"Authorization": f"Bearer {user_key}"}, timeout=60,
+        "POST",
+        server.url + "/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {user_key}"},
+        timeout=60,
     ) as r:
         for line in r.iter_lines():
             if '"content": "' in line and '"content": ""' not in line:
@@ -180,8 +197,10 @@ def test_thread_survives_a_server_restart(tmp_path: Path) -> None:
         ).json()["api_key"]
         client = OpenAI(base_url=srv.url + "/v1", api_key=key)
         first = client.chat.completions.create(
-            model="attune", messages=[{"role": "user", "content": "Please call me Captain."}],
-            max_tokens=4, temperature=0,
+            model="attune",
+            messages=[{"role": "user", "content": "Please call me Captain."}],
+            max_tokens=4,
+            temperature=0,
         )
         thread = (first.model_extra or {})["attune"]["thread_id"]
     finally:
@@ -190,8 +209,11 @@ def test_thread_survives_a_server_restart(tmp_path: Path) -> None:
     try:
         client = OpenAI(base_url=srv.url + "/v1", api_key=key)
         second = client.chat.completions.create(
-            model="attune", messages=[{"role": "user", "content": "Who am I?"}],
-            max_tokens=4, temperature=0, extra_body={"thread_id": thread},
+            model="attune",
+            messages=[{"role": "user", "content": "Who am I?"}],
+            max_tokens=4,
+            temperature=0,
+            extra_body={"thread_id": thread},
         )
         assert (second.model_extra or {})["attune"]["thread_id"] == thread
         users = httpx.get(srv.url + "/v1/models", headers={"Authorization": f"Bearer {key}"})
@@ -202,7 +224,10 @@ def test_thread_survives_a_server_restart(tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {key}"},
         ).json()
         assert "Captain" in preview["system_prompt"]
-        assert [m["content"] for m in preview["messages"][1:3]] == ["Please call me Captain.", first.choices[0].message.content]
+        assert [m["content"] for m in preview["messages"][1:3]] == [
+            "Please call me Captain.",
+            first.choices[0].message.content,
+        ]
     finally:
         srv.stop()
 

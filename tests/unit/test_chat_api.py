@@ -16,14 +16,19 @@ def _chat(content: str, **extra):
 
 async def test_plain_chat_records_the_turn(api: Api) -> None:
     uid, key = api.new_user()
-    r = await api.client.post("/v1/chat/completions", json=_chat("hello there"), headers=api.auth(key))
+    r = await api.client.post(
+        "/v1/chat/completions", json=_chat("hello there"), headers=api.auth(key)
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"]["content"] == "echo: hello there"
     meta = body["attune"]
     assert meta["target"] == "base" and meta["prompt_version"] == "v1"
-    assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+    assert (
+        body["usage"]["total_tokens"]
+        == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+    )
     with api.services.store.session() as s:
         turns = s.exec(select(Turn).where(Turn.thread_id == meta["thread_id"])).all()
     by_role = {t.role: t for t in turns}
@@ -37,7 +42,9 @@ async def test_plain_chat_records_the_turn(api: Api) -> None:
 
 async def test_thread_id_continues_with_history(api: Api, backend) -> None:
     _, key = api.new_user()
-    first = (await api.client.post("/v1/chat/completions", json=_chat("one"), headers=api.auth(key))).json()
+    first = (
+        await api.client.post("/v1/chat/completions", json=_chat("one"), headers=api.auth(key))
+    ).json()
     thread = first["attune"]["thread_id"]
     r = await api.client.post(
         "/v1/chat/completions", json=_chat("two", thread_id=thread), headers=api.auth(key)
@@ -47,13 +54,25 @@ async def test_thread_id_continues_with_history(api: Api, backend) -> None:
     assert sent[1:] == ["one", "echo: one", "two"]
 
 
-async def test_whole_conversation_resent_continues_thread_and_records_once(api: Api, backend) -> None:
+async def test_whole_conversation_resent_continues_thread_and_records_once(
+    api: Api, backend
+) -> None:
     _, key = api.new_user()
     msgs = [{"role": "user", "content": "first"}]
-    a = (await api.client.post("/v1/chat/completions", json={"messages": msgs}, headers=api.auth(key))).json()
-    msgs += [{"role": "assistant", "content": a["choices"][0]["message"]["content"]},
-             {"role": "user", "content": "second"}]
-    b = (await api.client.post("/v1/chat/completions", json={"messages": msgs}, headers=api.auth(key))).json()
+    a = (
+        await api.client.post(
+            "/v1/chat/completions", json={"messages": msgs}, headers=api.auth(key)
+        )
+    ).json()
+    msgs += [
+        {"role": "assistant", "content": a["choices"][0]["message"]["content"]},
+        {"role": "user", "content": "second"},
+    ]
+    b = (
+        await api.client.post(
+            "/v1/chat/completions", json={"messages": msgs}, headers=api.auth(key)
+        )
+    ).json()
     assert b["attune"]["thread_id"] == a["attune"]["thread_id"]
     with api.services.store.session() as s:
         contents = [t.content for t in s.exec(select(Turn).where(Turn.role == "user")).all()]
@@ -64,9 +83,14 @@ async def test_whole_conversation_resent_continues_thread_and_records_once(api: 
 
 async def test_unknown_history_starts_a_seeded_thread(api: Api, backend) -> None:
     _, key = api.new_user()
-    msgs = [{"role": "user", "content": "from elsewhere"}, {"role": "assistant", "content": "ok"},
-            {"role": "user", "content": "now"}]
-    r = await api.client.post("/v1/chat/completions", json={"messages": msgs}, headers=api.auth(key))
+    msgs = [
+        {"role": "user", "content": "from elsewhere"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "now"},
+    ]
+    r = await api.client.post(
+        "/v1/chat/completions", json={"messages": msgs}, headers=api.auth(key)
+    )
     assert r.status_code == 200
     assert [m.text for m in backend.calls[-1]][1:] == ["from elsewhere", "ok", "now"]
     with api.services.store.session() as s:
@@ -76,7 +100,8 @@ async def test_unknown_history_starts_a_seeded_thread(api: Api, backend) -> None
 async def test_streaming_sends_tokens_then_attune_then_done(api: Api) -> None:
     _, key = api.new_user()
     async with api.client.stream(
-        "POST", "/v1/chat/completions",
+        "POST",
+        "/v1/chat/completions",
         json=_chat("stream me please", stream=True, stream_options={"include_usage": True}),
         headers=api.auth(key),
     ) as r:
@@ -104,7 +129,9 @@ async def test_client_system_message_is_kept_after_attune_prompt(api: Api, backe
 
 async def test_call_me_holds_from_the_next_turn_in_another_thread(api: Api, backend) -> None:
     _, key = api.new_user()
-    await api.client.post("/v1/chat/completions", json=_chat("Please call me Captain."), headers=api.auth(key))
+    await api.client.post(
+        "/v1/chat/completions", json=_chat("Please call me Captain."), headers=api.auth(key)
+    )
     assert "Captain" in backend.calls[-1][0].text  # this turn already
     await api.client.post("/v1/chat/completions", json=_chat("what's up"), headers=api.auth(key))
     assert "called Captain" in backend.calls[-1][0].text
@@ -112,8 +139,12 @@ async def test_call_me_holds_from_the_next_turn_in_another_thread(api: Api, back
 
 async def test_recall_brings_earlier_threads(api: Api, backend) -> None:
     _, key = api.new_user()
-    await api.client.post("/v1/chat/completions", json=_chat("my cat is named Biscuit"), headers=api.auth(key))
-    r = await api.client.post("/v1/chat/completions", json=_chat("what is my cat named?"), headers=api.auth(key))
+    await api.client.post(
+        "/v1/chat/completions", json=_chat("my cat is named Biscuit"), headers=api.auth(key)
+    )
+    r = await api.client.post(
+        "/v1/chat/completions", json=_chat("what is my cat named?"), headers=api.auth(key)
+    )
     assert r.json()["attune"]["memory_ids"]
     assert "Biscuit" in backend.calls[-1][0].text
 

@@ -8,7 +8,6 @@ Create Date: 2026-11-22 21:51:51.891983
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision: str = "0001"
@@ -20,18 +19,18 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "user_groups",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("adapter_name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("adapter_name", sa.String(length=200), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "users",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("group_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
-        sa.Column("adapter_name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("group_id", sa.String(length=40), nullable=True),
+        sa.Column("adapter_name", sa.String(length=200), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["group_id"],
@@ -41,11 +40,11 @@ def upgrade() -> None:
     )
     op.create_table(
         "api_keys",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("user_id", sa.String(length=40), nullable=True),
         sa.Column("is_admin", sa.Boolean(), nullable=False),
-        sa.Column("key_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("prefix", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
+        sa.Column("prefix", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
@@ -60,14 +59,14 @@ def upgrade() -> None:
 
     op.create_table(
         "profile_changes",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("user_id", sa.String(length=40), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("field", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("field", sa.String(length=100), nullable=False),
         sa.Column("old_value", sa.JSON(), nullable=True),
         sa.Column("new_value", sa.JSON(), nullable=True),
-        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
-        sa.Column("source_turn_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("reason", sa.String(length=500), nullable=False),
+        sa.Column("source_turn_id", sa.String(length=40), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
@@ -80,7 +79,7 @@ def upgrade() -> None:
 
     op.create_table(
         "profiles",
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("user_id", sa.String(length=40), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -92,9 +91,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "threads",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("user_id", sa.String(length=40), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -108,22 +107,22 @@ def upgrade() -> None:
 
     op.create_table(
         "turns",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("thread_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("speaker", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("user_id", sa.String(length=40), nullable=False),
+        sa.Column("thread_id", sa.String(length=40), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("speaker", sa.String(length=200), nullable=True),
         sa.Column("content", sa.Text(), nullable=False),
-        sa.Column("external_id", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-        sa.Column("reply_to_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("external_id", sa.String(length=200), nullable=True),
+        sa.Column("reply_to_id", sa.String(length=40), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("model_target", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-        sa.Column("prompt_version", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("model_target", sa.String(length=200), nullable=True),
+        sa.Column("prompt_version", sa.String(length=40), nullable=True),
         sa.Column("prompt_tokens", sa.Integer(), nullable=True),
         sa.Column("completion_tokens", sa.Integer(), nullable=True),
         sa.Column("latency_ms", sa.Float(), nullable=True),
         sa.Column("ttft_ms", sa.Float(), nullable=True),
-        sa.Column("conversation_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("conversation_hash", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["thread_id"],
             ["threads.id"],
@@ -144,10 +143,10 @@ def upgrade() -> None:
 
     op.create_table(
         "feedback",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("turn_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("rating", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("user_id", sa.String(length=40), nullable=False),
+        sa.Column("turn_id", sa.String(length=40), nullable=False),
+        sa.Column("rating", sa.String(length=8), nullable=False),
         sa.Column("edited_text", sa.Text(), nullable=True),
         sa.Column("comment", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
