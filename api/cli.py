@@ -41,6 +41,8 @@ def load_settings() -> Settings:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if settings.log_level.upper() != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     return settings
 
 
@@ -59,11 +61,12 @@ def serve(
     import uvicorn
 
     from api.app import create_app
-    from api.services import bootstrap_admin_key, prepare_database
+    from api.services import bootstrap_admin_key
+    from memory.db import open_engine
     from memory.store import RecordStore
 
     settings = load_settings()
-    engine = prepare_database(settings)
+    engine = open_engine(settings.db)
     key = bootstrap_admin_key(RecordStore(engine), settings)
     engine.dispose()
     if key is not None:
@@ -86,12 +89,12 @@ def users_create(
     group: Annotated[str | None, typer.Option(help="Id of the user's group.")] = None,
 ) -> None:
     """Create a user and print their API key (it is shown only once)."""
-    from api.services import prepare_database
     from memory import repo
+    from memory.db import open_engine
     from memory.store import RecordStore
 
     settings = load_settings()
-    store = RecordStore(prepare_database(settings))
+    store = RecordStore(open_engine(settings.db))
     with store.session() as session:
         user, key = repo.create_user(session, name=name, group_id=group)
         session.commit()
@@ -101,11 +104,11 @@ def users_create(
 @users_app.command("list")
 def users_list() -> None:
     """List users (ids and names)."""
-    from api.services import prepare_database
     from memory import repo
+    from memory.db import open_engine
     from memory.store import RecordStore
 
-    store = RecordStore(prepare_database(load_settings()))
+    store = RecordStore(open_engine(load_settings().db))
     with store.session() as session:
         for user in repo.list_users(session, limit=10_000):
             typer.echo(f"{user.id}\t{user.name}\t{user.created_at:%Y-%m-%d}")
@@ -116,12 +119,12 @@ def users_bootstrap(
     name: Annotated[str, typer.Option(help="Name of the first user.")] = "me",
 ) -> None:
     """Create a first user if there is none, and print how to chat as them."""
-    from api.services import prepare_database
     from memory import repo
+    from memory.db import open_engine
     from memory.store import RecordStore
 
     settings = load_settings()
-    store = RecordStore(prepare_database(settings))
+    store = RecordStore(open_engine(settings.db))
     key_file = settings.data_dir / "first_user.key"
     with store.session() as session:
         if repo.count_users(session) == 0:
@@ -173,10 +176,9 @@ def model_prepare() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the record store's schema to the latest revision."""
-    from api.services import prepare_database
-    from memory.db import current_revision
+    from memory.db import current_revision, open_engine
 
-    engine = prepare_database(load_settings())
+    engine = open_engine(load_settings().db)
     typer.echo(f"schema at revision {current_revision(engine)}")
 
 

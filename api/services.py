@@ -37,13 +37,6 @@ class AppServices:
     metrics: Metrics
 
 
-def prepare_database(settings: Settings) -> Engine:
-    """Create the engine and migrate the schema to the latest revision."""
-    engine = db.make_engine(settings.db)
-    db.upgrade(engine)
-    return engine
-
-
 def bootstrap_admin_key(store: RecordStore, settings: Settings) -> str | None:
     """When no admin key is configured, create one on first start and return it (once)."""
     if settings.admin_key is not None:
@@ -62,7 +55,7 @@ async def open_services(
 
     ``backend`` replaces the configured one (tests of HTTP logic use a scripted model).
     """
-    engine = await asyncio.to_thread(prepare_database, settings)
+    engine = await asyncio.to_thread(db.open_engine, settings.db)
     store = RecordStore(engine)
     if backend is None:
         backend = await asyncio.to_thread(make_backend, settings.model)

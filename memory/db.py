@@ -66,3 +66,10 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def open_engine(settings: DatabaseSettings) -> Engine:
+    """Create the engine and migrate the schema to the latest revision."""
+    engine = make_engine(settings)
+    upgrade(engine)
+    return engine
