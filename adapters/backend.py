@@ -1,0 +1,158 @@
+"""The chat backend protocol the graph generates through, and its factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from langchain_core.language_models import BaseChatModel
+
+from adapters.config import ModelSettings
+from adapters.engine import LocalEngine
+from adapters.errors import AdapterNotFoundError, ModelNotFoundError
+from adapters.local import LocalChatModel
+from adapters.model_store import resolve_model_dir
+
+__all__ = [
+    "AdapterNotFoundError",
+    "ChatBackend",
+    "LocalBackend",
+    "ModelNotFoundError",
+    "make_backend",
+]
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """Serves chat models over one base model and its LoRA adapters.
+
+    Attributes:
+        name: The backend kind (``local``).
+        model_id: The base model's id, e.g. ``SmolLM2-135M-Instruct``.
+    """
+
+    name: str
+    model_id: str
+
+    def chat_model(
+        self,
+        *,
+        adapter: str | None,
+        max_tokens: int,
+        temperature: float,
+        top_p: float = 1.0,
+        stop: list[str] | None = None,
+        seed: int | None = None,
+    ) -> BaseChatModel:
+        """Return a chat model generating with ``adapter`` (``None``: the base model).
+
+        Unknown adapters raise :class:`AdapterNotFoundError`, at the latest when the model
+        generates.
+        """
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Count the tokens of ``text`` with the base model's tokenizer."""
+        ...
+
+    def has_adapter(self, name: str) -> bool:
+        """Whether a request may name adapter ``name``."""
+        ...
+
+
+class LocalBackend:
+    """transformers + peft in this process, one shared :class:`LocalEngine`."""
+
+    name = "local"
+
+    def __init__(self, engine: LocalEngine) -> None:
+        """Wrap a loaded engine; most callers want :meth:`from_settings`."""
+        self.engine = engine
+        self.model_id = engine.model_id
+
+    @classmethod
+    def from_settings(cls, settings: ModelSettings) -> LocalBackend:
+        """Resolve the base model (converting the default once) and load the engine.
+
+        Args:
+            settings: The model settings.
+
+        Returns:
+            A backend ready to generate.
+
+        Raises:
+            ModelNotFoundError: The configured model directory is missing.
+            ValueError: Neither a model directory nor a cache directory is configured.
+        """
+        model_dir: Path = resolve_model_dir(settings)
+        engine = LocalEngine.load(
+            model_dir,
+            adapters_dir=settings.adapters_dir,
+            device=settings.device,
+            max_concurrency=settings.max_concurrency,
+            torch_threads=settings.torch_threads,
+        )
+        return cls(engine)
+
+    def chat_model(
+        self,
+        *,
+        adapter: str | None,
+        max_tokens: int,
+        temperature: float,
+        top_p: float = 1.0,
+        stop: list[str] | None = None,
+        seed: int | None = None,
+    ) -> LocalChatModel:
+        """Return a chat model over the shared engine.
+
+        Args:
+            adapter: LoRA adapter name, or ``None`` for the base model.
+            max_tokens: Most tokens to generate.
+            temperature: ``0`` decodes greedily.
+            top_p: Nucleus sampling mass.
+            stop: Stop strings.
+            seed: Makes sampling reproducible.
+
+        Returns:
+            A :class:`LocalChatModel`.
+
+        Raises:
+            AdapterNotFoundError: ``adapter`` is neither loaded nor on disk.
+        """
+        if adapter is not None and not self.engine.has_adapter(adapter):
+            raise AdapterNotFoundError(adapter)
+        return LocalChatModel(
+            engine=self.engine,
+            adapter=adapter,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            stop=stop,
+            seed=seed,
+        )
+
+    def count_tokens(self, text: str) -> int:
+        """Count the tokens of ``text`` (no special tokens added)."""
+        return self.engine.count_tokens(text)
+
+    def has_adapter(self, name: str) -> bool:
+        """Whether adapter ``name`` is loaded or on disk under the adapters directory."""
+        return self.engine.has_adapter(name)
+
+
+def make_backend(settings: ModelSettings) -> ChatBackend:
+    """Build the backend ``settings.backend`` names.
+
+    Args:
+        settings: The model settings.
+
+    Returns:
+        A loaded backend.
+
+    Raises:
+        ValueError: The backend kind is unknown.
+    """
+    if settings.backend == "local":
+        return LocalBackend.from_settings(settings)
+    raise ValueError(f"unknown model backend: {settings.backend!r}")

@@ -1,0 +1,396 @@
+"""In-process generation with transformers + peft: one model, many LoRA adapters.
+
+A :class:`LocalEngine` is built once per process (at an entry point, never at import)
+and shared by every request. Each request names its adapter (or none, for the base
+model) and gets exactly that model, whatever other requests run beside it (see
+``adapters.decoding`` for how). Decoding is a plain loop over the model's forward pass
+with a KV cache, so sampling uses a per-request :class:`torch.Generator` (a ``seed``
+reproduces a reply even beside other requests) and stop strings, cancellation and
+streaming are checked between tokens. A gate admits ``max_concurrency`` decodes at once;
+loading an adapter (which changes modules) waits until no decode runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from adapters.decoding import BASE_ADAPTER, Sampling, decode, hook_lora_layers
+from adapters.errors import AdapterNotFoundError, ModelNotFoundError
+from adapters.gate import Cancelled, GenerationGate
+from adapters.model_store import model_id_for
+from adapters.streaming import GenerationChunk, GenerationResult
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def pick_device(device: str) -> torch.device:
+    """Resolve ``auto`` to CUDA when present, else the CPU.
+
+    Args:
+        device: ``auto``, ``cpu`` or ``cuda`` (any torch device string works).
+
+    Returns:
+        The torch device to run on.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class LocalEngine:
+    """A tokenizer and a causal LM with lazily loaded LoRA adapters, shared by requests.
+
+    Thread-safe: any number of threads may call :meth:`stream`, :meth:`generate` and
+    :meth:`astream` at once; at most ``max_concurrency`` decode at a time.
+    """
+
+    def __init__(
+        self,
+        *,
+        tokenizer: Any,
+        model: PreTrainedModel,
+        model_id: str,
+        adapters_dir: Path | None,
+        max_concurrency: int,
+    ) -> None:
+        """Wrap an already loaded tokenizer and model; most callers want :meth:`load`."""
+        self.tokenizer = tokenizer
+        self.model = model
+        self.model_id = model_id
+        self.adapters_dir = adapters_dir
+        self.device = model.device
+        self._peft: PeftModel | None = None
+        self._loaded: dict[str, Path] = {}
+        self._hooked: set[int] = set()
+        self._load_lock = threading.Lock()
+        self._gate = GenerationGate(max_concurrency)
+        self._eos_ids = self._collect_eos_ids()
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path,
+        *,
+        adapters_dir: Path | None,
+        device: str = "auto",
+        max_concurrency: int = 2,
+        torch_threads: int | None = None,
+    ) -> LocalEngine:
+        """Load a tokenizer and model from a local directory (never from a hub).
+
+        Args:
+            model_dir: A Hugging Face model directory (config, weights, tokenizer).
+            adapters_dir: Where adapters live, one sub-directory per name; ``None`` for
+                none.
+            device: ``auto``, ``cpu`` or ``cuda``.
+            max_concurrency: Decodes that may run at once.
+            torch_threads: Intra-op threads for torch (process-wide); ``None`` keeps
+                torch's default.
+
+        Returns:
+            The engine, with the model in eval mode (float32 on the CPU).
+
+        Raises:
+            ModelNotFoundError: ``model_dir`` holds no ``config.json``.
+        """
+        if not (model_dir / "config.json").is_file():
+            raise ModelNotFoundError(f"not a model directory (no config.json): {model_dir}")
+        if torch_threads is not None:
+            torch.set_num_threads(torch_threads)
+        target = pick_device(device)
+        dtype = torch.float32 if target.type == "cpu" else torch.bfloat16
+        started = time.perf_counter()
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=dtype, device_map=target, local_files_only=True
+        )
+        model.train(False)
+        logger.info("loaded %s on %s in %.2f s", model_dir, target, time.perf_counter() - started)
+        return cls(
+            tokenizer=tokenizer,
+            model=model,
+            model_id=model_id_for(model_dir),
+            adapters_dir=adapters_dir,
+            max_concurrency=max_concurrency,
+        )
+
+    # -- tokens -----------------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        """Count the tokens of plain text (no special tokens added)."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def encode_chat(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        """Apply the chat template, ending with the assistant's turn opened.
+
+        Args:
+            messages: ``{"role": ..., "content": ...}`` dicts, oldest first.
+
+        Returns:
+            The prompt's token ids.
+        """
+        ids = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        return [int(i) for i in ids]
+
+    def _collect_eos_ids(self) -> frozenset[int]:
+        ids: set[int] = set()
+        for source in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(source, int):
+                ids.add(source)
+            elif isinstance(source, list | tuple):
+                ids.update(int(i) for i in source)
+        return frozenset(ids)
+
+    # -- adapters ---------------------------------------------------------------------
+
+    def adapter_names(self) -> set[str]:
+        """Adapters available: those on disk under ``adapters_dir`` and those loaded."""
+        names = set(self._loaded)
+        if self.adapters_dir is not None and self.adapters_dir.is_dir():
+            names.update(
+                entry.name
+                for entry in self.adapters_dir.iterdir()
+                if (entry / ADAPTER_CONFIG).is_file()
+            )
+        return names
+
+    def has_adapter(self, name: str) -> bool:
+        """Whether ``name`` is loaded or can be loaded from ``adapters_dir``."""
+        return name in self._loaded or self._adapter_path(name) is not None
+
+    def _adapter_path(self, name: str) -> Path | None:
+        """``adapters_dir / name`` when it holds an adapter; names cannot leave the dir."""
+        if self.adapters_dir is None or not _is_plain_name(name):
+            return None
+        path = self.adapters_dir / name
+        return path if (path / ADAPTER_CONFIG).is_file() else None
+
+    def load_adapter(self, name: str, path: Path | None = None) -> None:
+        """Load a LoRA adapter under ``name`` (a no-op when already loaded).
+
+        Waits until no decode runs, since loading changes the model's modules.
+
+        Args:
+            name: The adapter's name in requests.
+            path: Its directory; defaults to ``adapters_dir / name``.
+
+        Raises:
+            AdapterNotFoundError: No adapter is found there.
+        """
+        if not _is_plain_name(name):
+            raise AdapterNotFoundError(name)
+        with self._load_lock:
+            if name in self._loaded:
+                return
+            source = path if path is not None else self._adapter_path(name)
+            if source is None or not (source / ADAPTER_CONFIG).is_file():
+                raise AdapterNotFoundError(name)
+            started = time.perf_counter()
+            with self._gate.exclusive():
+                if self._peft is None:
+                    self._peft = PeftModel.from_pretrained(
+                        self.model, str(source), adapter_name=name, is_trainable=False
+                    )
+                else:
+                    self._peft.load_adapter(str(source), adapter_name=name, is_trainable=False)
+                self._peft.eval()
+                hook_lora_layers(self.model, self._hooked)
+            self._loaded[name] = source
+            logger.info("loaded adapter %s in %.2f s", name, time.perf_counter() - started)
+
+    def _ensure_adapter(self, adapter: str | None) -> list[str]:
+        """Load ``adapter`` if needed; return the ``adapter_names`` for a batch of one."""
+        if adapter is None or adapter == BASE_ADAPTER:
+            return [BASE_ADAPTER]
+        if adapter not in self._loaded:
+            self.load_adapter(adapter)
+        return [adapter]
+
+    # -- generation -------------------------------------------------------------------
+
+    @property
+    def active_generations(self) -> int:
+        """Decodes running now."""
+        return self._gate.active
+
+    def stream(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        adapter: str | None = None,
+        max_new_tokens: int = 256,
+        temperature: float = 0.7,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[GenerationChunk]:
+        """Generate a reply, yielding text as it is decoded.
+
+        The adapter is resolved (and loaded) before this returns; decoding starts on the
+        first ``next()`` and runs in the caller's thread.
+
+        Args:
+            messages: The conversation, as chat-template dicts.
+            adapter: A LoRA adapter name, or ``None`` for the base model.
+            max_new_tokens: Most tokens to sample.
+            temperature: ``0`` decodes greedily.
+            top_p: Nucleus sampling mass.
+            seed: Makes sampling reproducible for this request.
+            stop: Strings that end the reply; they and anything after them are never
+                emitted.
+            cancel: When set, decoding stops after the current token and the iterator
+                ends without a final chunk.
+
+        Returns:
+            An iterator of chunks: text pieces, then one chunk with usage and finish
+            reason.
+
+        Raises:
+            AdapterNotFoundError: ``adapter`` is unknown.
+        """
+        sampling = Sampling(max_new_tokens, temperature, top_p, seed, stop)
+        return self._start(messages, adapter, sampling, cancel or threading.Event())
+
+    def generate(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        adapter: str | None = None,
+        max_new_tokens: int = 256,
+        temperature: float = 0.7,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> GenerationResult:
+        """Generate a whole reply; the arguments are those of :meth:`stream`."""
+        sampling = Sampling(max_new_tokens, temperature, top_p, seed, stop)
+        pieces: list[str] = []
+        for chunk in self._start(messages, adapter, sampling, threading.Event()):
+            pieces.append(chunk.text)
+            if chunk.usage is not None and chunk.finish_reason is not None:
+                return GenerationResult("".join(pieces), chunk.usage, chunk.finish_reason)
+        raise RuntimeError("the generation ended without a final chunk")
+
+    async def astream(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        adapter: str | None = None,
+        max_new_tokens: int = 256,
+        temperature: float = 0.7,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> AsyncGenerator[GenerationChunk, None]:
+        """Async :meth:`stream`: decodes in a worker thread, never blocking the loop.
+
+        Closing the iterator early or cancelling the consuming task stops the decode
+        after its current token.
+
+        Args:
+            messages: The conversation, as chat-template dicts.
+            adapter: A LoRA adapter name, or ``None`` for the base model.
+            max_new_tokens: Most tokens to sample.
+            temperature: ``0`` decodes greedily.
+            top_p: Nucleus sampling mass.
+            seed: Makes sampling reproducible for this request.
+            stop: Strings that end the reply.
+
+        Yields:
+            Text pieces, then one chunk with usage and finish reason.
+
+        Raises:
+            AdapterNotFoundError: ``adapter`` is unknown.
+        """
+        sampling = Sampling(max_new_tokens, temperature, top_p, seed, stop)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[GenerationChunk | BaseException | None] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def hand_over(item: GenerationChunk | BaseException | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody listens
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def work() -> None:
+            try:
+                # Loading the adapter and templating happen here too, off the loop.
+                for chunk in self._start(messages, adapter, sampling, cancel):
+                    hand_over(chunk)
+            except BaseException as exc:  # handed to the consumer, who re-raises it
+                hand_over(exc)
+            finally:
+                hand_over(None)
+
+        worker = threading.Thread(target=work, name="attune-generate", daemon=True)
+        worker.start()
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()
+
+    def _start(
+        self,
+        messages: Sequence[dict[str, str]],
+        adapter: str | None,
+        sampling: Sampling,
+        cancel: threading.Event,
+    ) -> Iterator[GenerationChunk]:
+        """Resolve the adapter and the prompt now; return the decode to iterate."""
+        names = self._ensure_adapter(adapter)
+        prompt_ids = self.encode_chat(messages)
+        return self._decode(prompt_ids, names, sampling, cancel)
+
+    def _decode(
+        self,
+        prompt_ids: list[int],
+        names: list[str],
+        sampling: Sampling,
+        cancel: threading.Event,
+    ) -> Iterator[GenerationChunk]:
+        """Wait for a slot (or a cancel), then run the decode loop in it."""
+        try:
+            with self._gate.slot(cancel):
+                yield from decode(
+                    self.model,
+                    self._decode_text,
+                    prompt_ids,
+                    adapter_names=names,
+                    eos_ids=self._eos_ids,
+                    sampling=sampling,
+                    cancel=cancel,
+                )
+        except Cancelled:
+            return
+
+    def _decode_text(self, ids: list[int]) -> str:
+        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
+
+
+def _is_plain_name(name: str) -> bool:
+    """Whether ``name`` can name a directory inside ``adapters_dir`` and no other."""
+    return (
+        bool(name)
+        and name not in {".", "..", BASE_ADAPTER}
+        and "/" not in name
+        and "\\" not in name
+        and "\x00" not in name
+    )

@@ -1,0 +1,110 @@
+"""The ChatBackend contract, run on every implementation.
+
+To add an implementation (e.g. vLLM), add a builder to ``BUILDERS``: it gets the converted
+model directory and an empty adapters directory, and returns a ready backend (or calls
+``pytest.skip`` when its server is not available).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+
+from adapters.backend import ChatBackend, LocalBackend
+from adapters.config import ModelSettings
+from adapters.errors import AdapterNotFoundError
+from adapters.model_store import ensure_base_model
+
+pytestmark = pytest.mark.model
+
+CACHE_DIR = Path(__file__).resolve().parents[2] / ".attune" / "models"
+MESSAGES = [HumanMessage("Say hello in one word.")]
+
+
+def build_local(model_dir: Path, adapters_dir: Path) -> ChatBackend:
+    settings = ModelSettings(
+        backend="local",
+        base_model_dir=model_dir,
+        adapters_dir=adapters_dir,
+        max_concurrency=2,
+        torch_threads=1,  # faster than two on two shared cores
+    )
+    return LocalBackend.from_settings(settings)
+
+
+BUILDERS: dict[str, Callable[[Path, Path], ChatBackend]] = {"local": build_local}
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Iterator[Path]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        yield ensure_base_model(CACHE_DIR)
+
+
+@pytest.fixture(scope="module", params=sorted(BUILDERS))
+def backend(
+    request: pytest.FixtureRequest, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChatBackend]:
+    threads = torch.get_num_threads()  # a builder may change this process-wide setting
+    yield BUILDERS[request.param](model_dir, tmp_path_factory.mktemp("adapters"))
+    torch.set_num_threads(threads)
+
+
+def test_identifies_itself(backend: ChatBackend):
+    assert isinstance(backend, ChatBackend)
+    assert backend.name and isinstance(backend.name, str)
+    assert backend.model_id and isinstance(backend.model_id, str)
+
+
+def test_counts_tokens(backend: ChatBackend):
+    short = backend.count_tokens("hello")
+    long = backend.count_tokens("hello there, how are you doing today?")
+    assert 0 < short < long
+
+
+def test_unknown_adapter(backend: ChatBackend):
+    assert backend.has_adapter("no-such-adapter") is False
+    # A backend may refuse when building the model or when it generates.
+    with pytest.raises(AdapterNotFoundError):
+        backend.chat_model(adapter="no-such-adapter", max_tokens=4, temperature=0).invoke(MESSAGES)
+
+
+def test_chat_model_streams_with_usage_last(backend: ChatBackend):
+    chat = backend.chat_model(adapter=None, max_tokens=8, temperature=0)
+    assert isinstance(chat, BaseChatModel)
+    chunks = list(chat.stream(MESSAGES))
+    assert chunks and all(isinstance(chunk, AIMessageChunk) for chunk in chunks)
+    total = chunks[0]
+    for chunk in chunks[1:]:
+        total += chunk
+    assert isinstance(total.content, str) and total.content
+    assert total.usage_metadata is not None
+    assert 0 < total.usage_metadata["output_tokens"] <= 8
+    assert total.usage_metadata["input_tokens"] > 0
+    assert total.response_metadata["finish_reason"] in {"stop", "length"}
+
+
+def test_chat_model_invokes_greedily_and_honours_stop(backend: ChatBackend):
+    chat = backend.chat_model(adapter=None, max_tokens=8, temperature=0)
+    reply = chat.invoke(MESSAGES)
+    assert isinstance(reply, AIMessage)
+    text = str(reply.content)
+    assert text and chat.invoke(MESSAGES).content == text
+    stop = text[len(text) // 2 :][:2]
+    stopped = backend.chat_model(adapter=None, max_tokens=8, temperature=0, stop=[stop])
+    assert str(stopped.invoke(MESSAGES).content) == text[: text.index(stop)]
+
+
+async def test_chat_model_streams_async(backend: ChatBackend):
+    chat = backend.chat_model(adapter=None, max_tokens=8, temperature=0, seed=1)
+    pieces = [chunk async for chunk in chat.astream(MESSAGES)]
+    assert pieces
+    assert pieces[-1].usage_metadata is not None
+    assert "".join(str(piece.content) for piece in pieces)
