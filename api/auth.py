@@ -37,14 +37,13 @@ async def get_principal(
 ) -> Principal:
     """Resolve the ``Authorization: Bearer`` key, or answer 401."""
     if credentials is None or not credentials.credentials:
-        sent = request.headers.get("authorization", "").strip()
-        scheme = sent.split(" ", 1)[0] if " " in sent else ""
-        if not sent:
+        parts = request.headers.get("authorization", "").split(None, 1)
+        if not parts:
             problem = "missing API key"
-        elif scheme.lower() == "bearer":
+        elif parts[0].lower() == "bearer":
             problem = "the Authorization header has no key after 'Bearer'"
-        elif scheme:
-            problem = f"the Authorization header uses the {scheme[:20]!r} scheme, not 'Bearer'"
+        elif len(parts) == 2:
+            problem = f"the Authorization header uses the {parts[0][:20]!r} scheme, not 'Bearer'"
         else:
             problem = "the Authorization header names no scheme"
         raise APIError(
@@ -95,10 +94,12 @@ CurrentUserId = Annotated[str, Depends(require_user)]
 
 async def scoped_user_id(user_id: str, principal: PrincipalDep, services: ServicesDep) -> str:
     """The ``{user_id}`` of the path, if the key may reach it; else 404."""
-    not_found = APIError(404, f"no user {user_id!r}", type="not_found_error", param="user_id")
+    not_found = APIError(
+        404, f"no user with id {user_id!r}", type="not_found_error", param="user_id"
+    )
     if not principal.is_admin and principal.user_id != user_id:
         raise not_found
-    if not ID_PATTERN.match(user_id):  # not an id: no need to ask the database
+    if not ID_PATTERN.fullmatch(user_id):  # not an id: no need to ask the database
         raise not_found
 
     def exists() -> bool:

@@ -129,9 +129,9 @@ class ChatCompletionRequest(BaseModel):
     @field_validator("stop", mode="before")
     @classmethod
     def _stops(cls, v: Any) -> Any:
-        stops = [v] if isinstance(v, str) else v
         if v is None:
             return v
+        stops = [v] if isinstance(v, str) else v
         if (
             not isinstance(stops, list)
             or len(stops) > 4

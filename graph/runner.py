@@ -205,7 +205,7 @@ class TurnRunner:
     async def run(self, user_id: str, request: TurnRequest) -> TurnResult:
         """Run a turn to the end and return its result."""
         stream = self.start(await self.prepare(user_id, request))
-        return await stream.task
+        return await asyncio.shield(stream.task)
 
     async def _run(self, turn: PreparedTurn, queue: asyncio.Queue[Event]) -> TurnResult:
         lock = self._locks.setdefault(turn.thread_id, asyncio.Lock())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -166,7 +167,8 @@ async def chat_completions(
     stream = runner.start(prepared)
     if not body.stream:
         try:
-            result = await stream.task
+            # Shielded: a client that hangs up must not cancel the turn before it is recorded.
+            result = await asyncio.shield(stream.task)
         except PromptTooLongError as exc:
             raise turn_errors(exc) from exc
         except Exception:

@@ -29,7 +29,7 @@ async def create_user(body: UserCreate, _: AdminDep, services: ServicesDep) -> U
             if body.group_id is not None and session.get(UserGroup, body.group_id) is None:
                 raise APIError(
                     404,
-                    f"no user group {body.group_id!r}; name an existing group or leave it out",
+                    f"group_id {body.group_id!r} names no user group; use one that exists",
                     type="not_found_error",
                     param="group_id",
                 )

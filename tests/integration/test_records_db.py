@@ -15,7 +15,7 @@ from memory import db, repo
 from memory.config import DatabaseSettings
 from memory.instructions import ProfileUpdate
 from memory.profile import save_updates
-from memory.records import ProfileChange, Thread, Turn
+from memory.records import ApiKey, ProfileChange, Thread, Turn
 from memory.store import RecordStore
 
 
@@ -51,7 +51,7 @@ def test_keys_are_stored_hashed_and_resolve(engine: Engine) -> None:
     with store.session() as s:
         user, key = repo.create_user(s, name="ada")
         s.commit()
-        stored = s.exec(select(repo.ApiKey)).all()
+        stored = s.exec(select(ApiKey)).all()
         assert all(key not in (k.key_hash, k.prefix) for k in stored)
         assert repo.principal_for_key(s, key, admin_key=None) == repo.Principal(user.id, False)
         assert repo.principal_for_key(s, key + "x", admin_key=None) is None

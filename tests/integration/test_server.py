@@ -52,7 +52,7 @@ def start_server(data_dir: Path, port: int | None = None) -> Server:
         "ATTUNE_DATA_DIR": str(data_dir),
         "ATTUNE_MODEL__CACHE_DIR": str(MODEL_CACHE),
         "ATTUNE_ADMIN_KEY": ADMIN,
-        "ATTUNE_MODEL__TORCH_THREADS": "2",
+        "ATTUNE_MODEL__TORCH_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
     }
@@ -185,7 +185,7 @@ def test_disconnect_mid_stream_still_records_the_turn(server: Server, user_key: 
         time.sleep(0.5)
     new = [t for t in _turns(server.data_dir) if t.id not in before]
     assert sorted(t.role for t in new) == ["assistant", "user"]
-    assert next(t for t in new if t.role == "assistant").completion_tokens > 1
+    assert (next(t for t in new if t.role == "assistant").completion_tokens or 0) > 1
 
 
 def test_thread_survives_a_server_restart(tmp_path: Path) -> None:

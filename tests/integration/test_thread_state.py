@@ -6,6 +6,7 @@ The model here is scripted: what is under test is the record store and the check
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from tests.fakes import ScriptedBackend
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def durable_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    extra = {}
+    extra: dict[str, Any] = {}
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_db")
         extra["db"] = {"url": url.replace("postgresql://", "postgresql+psycopg://")}
@@ -25,7 +26,7 @@ def durable_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings
 
 async def test_thread_survives_a_restart(durable_settings: Settings) -> None:
     if durable_settings.database_url.startswith("postgresql"):
-        assert durable_settings.graph.checkpoint_url.startswith("postgresql://")
+        assert str(durable_settings.graph.checkpoint_url).startswith("postgresql://")
     backend = ScriptedBackend()
     async for api in open_api(durable_settings, backend):
         _, key = api.new_user()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from graph.compose import PromptTooLongError, compose
+from graph.compose import Composed, PromptTooLongError, compose
 from graph.conversation import conversation_hash
 from graph.prompts import DECLARED_VARIABLES, PromptLibrary, PromptNotFoundError
 from graph.routing import choose_route
@@ -43,8 +44,8 @@ def test_route(model, user, group, available, target) -> None:
         assert "not available" in route["reason"]
 
 
-def _compose(**kw):
-    args = dict(
+def _compose(**kw: Any) -> Composed:
+    args: dict[str, Any] = dict(
         prompts=PromptLibrary(),
         version="v1",
         today=NOW,
