@@ -73,10 +73,15 @@ class Thread(SQLModel, table=True):
     """A conversation. Its message state lives in the LangGraph checkpointer under its id."""
 
     __tablename__ = "threads"
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "external_id", name="uq_threads_user_external"),
+    )
 
     id: str = Field(default_factory=lambda: new_id("thr"), primary_key=True, max_length=40)
     user_id: str = Field(foreign_key="users.id", index=True, max_length=40)
     title: str | None = Field(default=None, max_length=200)
+    external_id: str | None = Field(default=None, max_length=200)
+    """The session id a history import gave this thread, unique per user."""
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 
@@ -154,3 +159,47 @@ class ProfileChange(SQLModel, table=True):
     reason: str = Field(max_length=500)
     source_turn_id: str | None = Field(default=None, max_length=40)
     created_at: datetime = _ts()
+
+
+class Memory(SQLModel, table=True):
+    """Something Attune remembers about a user, with where it came from and when it held.
+
+    ``kind`` is ``episodic`` (a turn as said), ``summary`` (a session), or a semantic kind:
+    ``fact``, ``preference``, ``instruction``. A semantic memory that a newer one contradicts
+    gets ``invalid_at`` and ``superseded_by`` and stays as history.
+    """
+
+    __tablename__ = "memories"
+    __table_args__ = (
+        sa.Index("ix_memories_user_kind", "user_id", "kind"),
+        sa.Index("ix_memories_user_hash", "user_id", "content_hash"),
+        sa.Index("ix_memories_user_slot", "user_id", "slot"),
+    )
+
+    id: str = Field(default_factory=lambda: new_id("mem"), primary_key=True, max_length=40)
+    user_id: str = Field(foreign_key="users.id", max_length=40)
+    kind: str = Field(max_length=16)
+    text: str = Field(sa_type=sa.Text)
+    speaker: str | None = Field(default=None, max_length=16)
+    """Who said it: ``user`` or ``assistant``."""
+    slot: str | None = Field(default=None, max_length=200)
+    """What a fact is about (``home_city``, ``pet:dog``): a newer fact in the same slot with
+    a different value supersedes the older one."""
+    content_hash: str = Field(max_length=64)
+    """Digest of the normalized text, for merging duplicates."""
+    thread_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime = _ts()
+    valid_from: datetime = _ts()
+    invalid_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    superseded_by: str | None = Field(default=None, max_length=40)
+
+
+class MemorySource(SQLModel, table=True):
+    """Provenance: a turn a memory came from. Deleting the turn reaches the memory."""
+
+    __tablename__ = "memory_sources"
+
+    memory_id: str = Field(foreign_key="memories.id", primary_key=True, max_length=40)
+    turn_id: str = Field(primary_key=True, max_length=40, index=True)
+    external_id: str | None = Field(default=None, max_length=200)
+    user_id: str = Field(foreign_key="users.id", max_length=40, index=True)

@@ -12,6 +12,8 @@ from memory.keys import display_prefix, generate_key, hash_key
 from memory.records import (
     ApiKey,
     Feedback,
+    Memory,
+    MemorySource,
     Profile,
     ProfileChange,
     Thread,
@@ -95,6 +97,8 @@ def delete_user(session: Session, *, user_id: str) -> list[str]:
     The caller removes the returned threads' checkpointed state.
     """
     thread_ids = list(session.exec(select(Thread.id).where(Thread.user_id == user_id)).all())
+    session.exec(delete(MemorySource).where(col(MemorySource.user_id) == user_id))
+    session.exec(delete(Memory).where(col(Memory.user_id) == user_id))
     session.exec(delete(Feedback).where(col(Feedback.user_id) == user_id))
     session.exec(delete(Turn).where(col(Turn.user_id) == user_id))
     session.exec(delete(Thread).where(col(Thread.user_id) == user_id))
