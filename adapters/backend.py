@@ -29,10 +29,13 @@ class ChatBackend(Protocol):
     Attributes:
         name: The backend kind (``local``).
         model_id: The base model's id, e.g. ``SmolLM2-135M-Instruct``.
+        supports_tools: Whether its chat models implement ``bind_tools`` and return tool
+            calls reliably (the graph only offers tools to such backends).
     """
 
     name: str
     model_id: str
+    supports_tools: bool
 
     def chat_model(
         self,
@@ -64,6 +67,8 @@ class LocalBackend:
     """transformers + peft in this process, one shared :class:`LocalEngine`."""
 
     name = "local"
+    # SmolLM2-135M cannot call tools reliably; a vLLM backend on a larger model can.
+    supports_tools = False
 
     def __init__(self, engine: LocalEngine) -> None:
         """Wrap a loaded engine; most callers want :meth:`from_settings`."""

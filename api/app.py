@@ -13,20 +13,26 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.backend import ChatBackend
 from api.errors import error_body, install_error_handlers
-from api.routes import chat, health, models, users
+from api.routes import chat, health, memories, models, users
 from api.services import open_services
 from api.settings import Settings
+from memory.index import Embedder
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> FastAPI:
-    """Build the app; services open in its lifespan (``backend`` overrides the model)."""
+def create_app(
+    settings: Settings,
+    *,
+    backend: ChatBackend | None = None,
+    embedder: Embedder | None = None,
+) -> FastAPI:
+    """Build the app; services open in its lifespan (``backend``/``embedder`` override)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = time.perf_counter()
-        async with open_services(settings, backend=backend) as services:
+        async with open_services(settings, backend=backend, embedder=embedder) as services:
             app.state.services = services
             log.info(
                 "attune ready in %.1fs: backend=%s model=%s db=%s",
@@ -44,7 +50,7 @@ def create_app(settings: Settings, *, backend: ChatBackend | None = None) -> Fas
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (chat, models, users, health):
+    for module in (chat, models, users, memories, health):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)

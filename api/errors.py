@@ -139,7 +139,9 @@ def install_error_handlers(app: FastAPI) -> None:
             )
             return JSONResponse(error_body(message, "invalid_request_error"), status_code=415)
         message, param = describe_validation(exc)
-        return JSONResponse(error_body(message, "invalid_request_error", param), status_code=400)
+        # OpenAI-compatible routes answer 400; Attune's own routes may declare 422.
+        status = getattr(request.scope.get("route"), "validation_status", 400)
+        return JSONResponse(error_body(message, "invalid_request_error", param), status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from adapters.backend import ChatBackend, make_backend
+from api.background import Background
 from api.metrics import Metrics
 from api.settings import Settings
 from graph.builder import build_preview_graph, build_turn_graph
@@ -19,7 +20,13 @@ from graph.context import Services
 from graph.prompts import PromptLibrary
 from graph.runner import TurnRunner
 from memory import db, repo
+from memory.embeddings import MiniLMEmbedder
+from memory.extraction import make_extractor
+from memory.index import Embedder
+from memory.lexical import make_lexical_index
+from memory.service import MemoryService
 from memory.store import RecordStore
+from memory.vectors import VectorSettings, make_vector_index
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +42,8 @@ class AppServices:
     runner: TurnRunner
     prompts: PromptLibrary
     metrics: Metrics
+    memory: MemoryService
+    background: Background
 
 
 def bootstrap_admin_key(store: RecordStore, settings: Settings) -> str | None:
@@ -47,25 +56,55 @@ def bootstrap_admin_key(store: RecordStore, settings: Settings) -> str | None:
     return key
 
 
+def build_memory(
+    settings: Settings, engine: Engine, embedder: Embedder | None = None
+) -> MemoryService:
+    """The memory service over the record store, Chroma and the database's full text."""
+    m = settings.memory
+    return MemoryService(
+        engine,
+        embedder=embedder or MiniLMEmbedder(device=m.embed_device, batch_size=m.embed_batch_size),
+        vectors=make_vector_index(VectorSettings(url=m.vector_url, path=m.vector_path)),
+        lexical=make_lexical_index(engine),
+        extractor=make_extractor(
+            m.extractor,
+            base_url=m.extractor_base_url,
+            model=m.extractor_model,
+            api_key=m.extractor_api_key,
+        ),
+        settings=m,
+    )
+
+
 @asynccontextmanager
 async def open_services(
-    settings: Settings, *, backend: ChatBackend | None = None
+    settings: Settings,
+    *,
+    backend: ChatBackend | None = None,
+    embedder: Embedder | None = None,
 ) -> AsyncIterator[AppServices]:
     """Open the database, checkpointer and model backend; close them on exit.
 
-    ``backend`` replaces the configured one (tests of HTTP logic use a scripted model).
+    ``backend`` replaces the configured one (tests of HTTP logic use a scripted model);
+    ``embedder`` shares one loaded embedding model between several apps (tests).
     """
     engine = await asyncio.to_thread(db.open_engine, settings.db)
     store = RecordStore(engine)
+    memory = await asyncio.to_thread(build_memory, settings, engine, embedder)
     if backend is None:
         backend = await asyncio.to_thread(make_backend, settings.model)
     prompts = PromptLibrary()
     prompts.source("system", settings.graph.prompt_version)  # fail at start, not per turn
     assert settings.graph.checkpoint_url is not None
+    background = Background()
     try:
         async with open_checkpointer(settings.graph.checkpoint_url) as saver:
             services = Services(
-                store=store, backend=backend, prompts=prompts, settings=settings.graph
+                store=store,
+                backend=backend,
+                prompts=prompts,
+                settings=settings.graph,
+                memory=memory,
             )
             runner = TurnRunner(
                 graph=build_turn_graph().compile(checkpointer=saver),
@@ -80,7 +119,10 @@ async def open_services(
                 runner=runner,
                 prompts=prompts,
                 metrics=Metrics(),
+                memory=memory,
+                background=background,
             )
             await runner.drain()
+            await background.drain()
     finally:
         engine.dispose()

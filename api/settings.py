@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import ModelSettings
 from graph.config import GraphSettings
-from memory.config import DatabaseSettings
+from memory.config import DatabaseSettings, MemorySettings
 
 
 class ServerSettings(BaseModel):
@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     graph: GraphSettings = Field(default_factory=GraphSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
 
     @model_validator(mode="after")
@@ -60,6 +61,8 @@ class Settings(BaseSettings):
             self.model.cache_dir = data / "models"
         if self.model.adapters_dir is None:
             self.model.adapters_dir = data / "adapters"
+        if self.memory.vector_path is None:
+            self.memory.vector_path = str(data / "vectors")
         if self.graph.checkpoint_url is None:
             self.graph.checkpoint_url = _checkpoint_url_for(self.db.url, data)
         return self

@@ -5,21 +5,28 @@ from __future__ import annotations
 import itertools
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.prebuilt import ToolNode
 
 from graph import nodes
 from graph.context import TurnContext
 from graph.state import InputState, TurnState
+from tools.memory import MEMORY_TOOLS
 
 PIPELINE = ("load_context", "apply_instructions", "recall", "compose_prompt", "route")
 
 
 def build_turn_graph() -> StateGraph[TurnState, TurnContext, InputState, TurnState]:
-    """The whole turn: context → instructions → recall → prompt → route → generate → record."""
+    """The whole turn: context → instructions → recall → prompt → route → generate → record.
+
+    ``generate`` may loop through ``tools`` when the backend supports tool calls.
+    """
     builder = _pipeline()
     builder.add_node("generate", nodes.generate)
+    builder.add_node("tools", ToolNode(list(MEMORY_TOOLS), messages_key="scratch"))
     builder.add_node("record", nodes.record)
     builder.add_edge("route", "generate")
-    builder.add_edge("generate", "record")
+    builder.add_conditional_edges("generate", nodes.after_generate, ["tools", "record"])
+    builder.add_edge("tools", "generate")
     builder.add_edge("record", END)
     return builder
 

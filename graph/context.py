@@ -10,6 +10,7 @@ from adapters.backend import ChatBackend
 from graph.config import GraphSettings
 from graph.prompts import PromptLibrary
 from memory.records import utcnow
+from memory.service import MemoryService
 from memory.store import RecordStore
 
 
@@ -21,6 +22,7 @@ class Services:
     backend: ChatBackend
     prompts: PromptLibrary
     settings: GraphSettings
+    memory: MemoryService
     clock: Callable[[], datetime] = field(default=utcnow)
 
 

@@ -6,6 +6,7 @@ Each is thin: I/O through services, decisions in plain functions (``memory.instr
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict
 from datetime import datetime
@@ -15,9 +16,13 @@ from langchain_core.messages import (
     AIMessage,
     AnyMessage,
     BaseMessage,
+    BaseMessageChunk,
     HumanMessage,
+    RemoveMessage,
     SystemMessage,
 )
+from langchain_core.runnables import Runnable
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.runtime import Runtime
 
 from graph.compose import compose
@@ -28,6 +33,9 @@ from graph.state import MemoryItem, TurnState, Usage
 from memory.instructions import detect_instructions
 from memory.profile import apply_updates
 from memory.records import Turn
+from tools.memory import MEMORY_TOOLS
+
+MAX_TOOL_ROUNDS = 3
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
 
@@ -52,6 +60,10 @@ async def load_context(state: TurnState, runtime: Runtime[TurnContext]) -> dict[
     """Load the user's profile and adapter pointers."""
     user = await runtime.context.services.store.load_user(runtime.context.user_id)
     return {
+        "scratch": [RemoveMessage(id=REMOVE_ALL_MESSAGES)],
+        "tool_rounds": 0,
+        "reply": "",
+        "usage": None,
         "profile": user.profile,
         "profile_version": user.profile_version,
         "adapter": user.adapter,
@@ -79,9 +91,13 @@ async def apply_instructions(state: TurnState, runtime: Runtime[TurnContext]) ->
 
 
 async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-    """Find the user's earlier turns most relevant to the new message."""
+    """Search the user's memories for the new message (hybrid: dense, lexical, recency).
+
+    The current thread's turns are left out: they are in the history already.
+    """
     ctx = runtime.context
-    found = await ctx.services.store.recall_turns(
+    found = await asyncio.to_thread(
+        ctx.services.memory.search,
         ctx.user_id,
         _new_message(state),
         k=ctx.services.settings.recall_k,
@@ -89,14 +105,14 @@ async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
     )
     memories = [
         MemoryItem(
-            id=r.id,
-            kind="episodic",
-            role=r.role,
-            text=r.text,
-            date=r.created_at.date().isoformat(),
-            score=round(r.score, 4),
+            id=m.id,
+            kind=m.kind,
+            role=m.speaker or "user",
+            text=m.text,
+            date=m.valid_from.date().isoformat(),
+            score=m.score or 0.0,
         )
-        for r in found
+        for m in found
     ]
     return {"memories": memories}
 
@@ -155,10 +171,15 @@ def _to_langchain(messages: list[dict[str, str]]) -> list[BaseMessage]:
 
 
 async def generate(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-    """Generate the reply, streaming each piece to the run's stream writer."""
+    """Generate the reply, streaming each piece to the run's stream writer.
+
+    Backends that support tools get the memory tools; a reply that calls them goes to the
+    ``tools`` node and comes back here with the results (at most ``MAX_TOOL_ROUNDS``).
+    """
     assert state.route is not None
     params = state.params
-    model = runtime.context.services.backend.chat_model(
+    backend = runtime.context.services.backend
+    model: Runnable[Any, Any] = backend.chat_model(
         adapter=state.route["adapter"],
         max_tokens=params.get("max_tokens", 256),
         temperature=params.get("temperature", 0.7),
@@ -166,23 +187,29 @@ async def generate(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str,
         stop=params.get("stop"),
         seed=params.get("seed"),
     )
+    may_call_tools = backend.supports_tools and state.tool_rounds < MAX_TOOL_ROUNDS
+    if may_call_tools:
+        model = model.bind_tools(MEMORY_TOOLS)  # type: ignore[attr-defined]
     start = time.perf_counter()
     first: float | None = None
-    pieces: list[str] = []
-    usage_meta: dict[str, Any] = {}
-    finish_reason = "stop"
-    async for chunk in model.astream(_to_langchain(state.prompt_messages)):
-        piece = chunk.text
-        if piece:
+    message: BaseMessageChunk | None = None
+    async for chunk in model.astream([*_to_langchain(state.prompt_messages), *state.scratch]):
+        message = chunk if message is None else message + chunk
+        if chunk.text:
             if first is None:
                 first = time.perf_counter()
-            pieces.append(piece)
-            runtime.stream_writer({"type": "token", "text": piece})
-        if chunk.usage_metadata:
-            usage_meta = dict(chunk.usage_metadata)
-        finish_reason = chunk.response_metadata.get("finish_reason", finish_reason)
+            runtime.stream_writer({"type": "token", "text": chunk.text})
     end = time.perf_counter()
-    reply = "".join(pieces)
+    tool_calls = getattr(message, "tool_calls", None) if message is not None else None
+    if may_call_tools and tool_calls:
+        assert message is not None
+        return {
+            "scratch": [AIMessage(content=message.text, tool_calls=tool_calls)],
+            "tool_rounds": state.tool_rounds + 1,
+        }
+    usage_meta = dict(getattr(message, "usage_metadata", None) or {})
+    finish_reason = (message.response_metadata.get("finish_reason") if message else None) or "stop"
+    reply = message.text if message is not None else ""
     usage = Usage(
         prompt_tokens=int(usage_meta.get("input_tokens", state.prompt_tokens_estimate)),
         completion_tokens=int(usage_meta.get("output_tokens", 0)),
@@ -195,6 +222,11 @@ async def generate(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str,
         "reply": reply,
         "usage": usage,
     }
+
+
+def after_generate(state: TurnState) -> str:
+    """Run the tools the reply called, or record the finished reply."""
+    return "record" if state.usage is not None else "tools"
 
 
 async def record(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
@@ -234,6 +266,10 @@ async def record(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
         user_turn=user_turn,
         assistant_turn=assistant_turn,
     )
+    # Indexed before the response completes, so the next turn can already find them.
+    memory = ctx.services.memory
+    await asyncio.to_thread(memory.index_turns, [user_turn, assistant_turn])
+    await asyncio.to_thread(memory.distill, user_turn)
     return {}
 
 

@@ -12,7 +12,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+)
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
@@ -261,6 +267,18 @@ class TurnRunner:
             return
         for thread_id in thread_ids:
             await checkpointer.adelete_thread(thread_id)
+
+    async def forget_messages(self, thread_id: str, message_ids: Sequence[str]) -> None:
+        """Remove messages (turn ids) from a thread's checkpointed history."""
+        present = {m.id for m in await self.thread_messages(thread_id)}
+        doomed = [m for m in message_ids if m in present]
+        if not doomed:
+            return
+        await self.graph.aupdate_state(
+            self._config(thread_id),
+            {"messages": [RemoveMessage(id=m) for m in doomed]},
+            as_node="record",
+        )
 
     async def drain(self) -> None:
         """Wait for turns still running (at shutdown), so none is lost half-recorded."""

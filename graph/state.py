@@ -90,5 +90,8 @@ class TurnState(InputState):
     """Exactly what is sent to the model: system prompt, then history within budget."""
     prompt_tokens_estimate: int = 0
     route: Route | None = None
+    scratch: Annotated[list[AnyMessage], add_messages] = field(default_factory=list)
+    """This turn's tool calls and results; cleared at the start of every turn."""
+    tool_rounds: int = 0
     reply: str = ""
     usage: Usage | None = None

@@ -25,8 +25,31 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database.
+
+    SQLite drops the offset on the way in and hands back naive datetimes; this restores UTC
+    on the way out, so times from SQLite and PostgreSQL compare alike.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        """Store naive values as UTC; convert aware ones to UTC."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        """Read back as aware UTC."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 def _ts(**kw: Any) -> Any:
-    return Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True), nullable=False, **kw)
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, **kw)
 
 
 class UserGroup(SQLModel, table=True):
@@ -66,7 +89,7 @@ class ApiKey(SQLModel, table=True):
     prefix: str = Field(max_length=16)
     """The key's first characters, for telling keys apart in listings."""
     created_at: datetime = _ts()
-    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Thread(SQLModel, table=True):
@@ -190,7 +213,7 @@ class Memory(SQLModel, table=True):
     thread_id: str | None = Field(default=None, max_length=40)
     created_at: datetime = _ts()
     valid_from: datetime = _ts()
-    invalid_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    invalid_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     superseded_by: str | None = Field(default=None, max_length=40)
 
 

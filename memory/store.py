@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from memory import profile as profiles
-from memory import recall, repo
+from memory import repo
 from memory.instructions import ProfileUpdate
 from memory.records import Thread, Turn
 
@@ -81,18 +81,6 @@ class RecordStore:
                 s, user_id=user_id, updates=updates, source_turn_id=source_turn_id
             )
             return dict(prof.data), prof.version
-
-        return await self._run(work)
-
-    async def recall_turns(
-        self, user_id: str, query: str, *, k: int, exclude_thread_id: str | None
-    ) -> list[recall.Recalled]:
-        """The user's earlier turns (other threads) most relevant to ``query``."""
-
-        def work(s: Session) -> list[recall.Recalled]:
-            rows = repo.recent_turns(s, user_id=user_id, exclude_thread_id=exclude_thread_id)
-            cands = [recall.Candidate(t.id, t.content, t.created_at, t.role) for t in rows]
-            return recall.rank(query, cands, k=k)
 
         return await self._run(work)
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.settings import Settings
 from memory import repo
+from memory.embeddings import MiniLMEmbedder
 from tests.fakes import ScriptedBackend
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +63,19 @@ class Api:
         return {"Authorization": f"Bearer {key}"}
 
 
+_EMBEDDER: MiniLMEmbedder | None = None
+
+
+def shared_embedder() -> MiniLMEmbedder:
+    """One real MiniLM for the whole test session (it loads on first use)."""
+    global _EMBEDDER
+    if _EMBEDDER is None:
+        _EMBEDDER = MiniLMEmbedder(device="cpu", batch_size=64)
+    return _EMBEDDER
+
+
 async def open_api(settings: Settings, backend: object | None) -> AsyncIterator[Api]:
-    app = create_app(settings, backend=backend)  # type: ignore[arg-type]
+    app = create_app(settings, backend=backend, embedder=shared_embedder())  # type: ignore[arg-type]
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://attune.test") as client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import Field
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -53,6 +55,11 @@ class ScriptedChatModel(BaseChatModel):
         msg = AIMessage(content="".join(pieces), response_metadata={"finish_reason": finish})
         return ChatResult(generations=[ChatGeneration(message=msg)])
 
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedChatModel:
+        if self.recorder is not None:
+            self.recorder.bound_tools = [t.name for t in tools]
+        return self
+
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -60,6 +67,26 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        script = getattr(self.recorder, "tool_script", None)
+        if script:
+            calls = script.pop(0)
+            if self.recorder is not None:
+                self.recorder.calls.append(list(messages))
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content="",
+                    tool_call_chunks=[
+                        {
+                            "name": c["name"],
+                            "args": json.dumps(c["args"]),
+                            "id": f"call_{i}",
+                            "index": i,
+                        }
+                        for i, c in enumerate(calls)
+                    ],
+                )
+            )
+            return
         pieces, finish = self._reply(messages)
         for piece in pieces:
             yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
@@ -91,6 +118,10 @@ class ScriptedBackend:
     model_id: str = "scripted-echo"
     calls: list[list[BaseMessage]] = field(default_factory=list)
     requested_adapters: list[str | None] = field(default_factory=list)
+    supports_tools: bool = False
+    tool_script: list[list[dict[str, Any]]] = field(default_factory=list)
+    """Replies that call tools, used in order before the scripted text reply."""
+    bound_tools: list[str] = field(default_factory=list)
 
     def chat_model(
         self,
@@ -112,3 +143,27 @@ class ScriptedBackend:
 
     def has_adapter(self, name: str) -> bool:
         return name in self.adapters
+
+
+class ReplyModel(BaseChatModel):
+    """A chat model without tool or schema support that replies with fixed content."""
+
+    reply: str = ""
+    error: str | None = None
+    calls: list[list[BaseMessage]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-reply"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self.calls.append(list(messages))
+        if self.error:
+            raise RuntimeError(self.error)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.reply))])

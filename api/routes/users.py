@@ -42,9 +42,13 @@ async def create_user(body: UserCreate, _: AdminDep, services: ServicesDep) -> U
 
 @router.delete("/v1/users/{user_id}", status_code=204)
 async def delete_user(user_id: ScopedUserId, services: ServicesDep) -> Response:
-    """Delete a user and everything held about them: keys, threads, turns, thread state."""
+    """Delete a user and everything held about them.
+
+    Keys, threads, turns, memories (rows, vectors, terms), profile and thread state.
+    """
 
     def work() -> list[str]:
+        services.memory.delete_user(user_id)
         with services.store.session() as session:
             thread_ids = repo.delete_user(session, user_id=user_id)
             session.commit()

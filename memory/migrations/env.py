@@ -6,6 +6,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import memory.records  # noqa: F401  (registers the tables on SQLModel.metadata)
+from memory.lexical import include_name
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -20,6 +21,8 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            # alembic types the filter with Literal kinds; ours accepts any kind.
+            include_name=include_name,  # type: ignore[arg-type]
         )
         context.run_migrations()
 

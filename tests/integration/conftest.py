@@ -10,6 +10,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy.engine import Engine
+
+from memory import db
+from memory.config import DatabaseSettings
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -55,3 +59,18 @@ def postgres_db(postgres_server: str) -> Iterator[str]:
     yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def migrated_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a fresh SQLite file or PostgreSQL database, migrated to the head."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'attune.db'}"
+    else:
+        url = request.getfixturevalue("postgres_db").replace(
+            "postgresql://", "postgresql+psycopg://"
+        )
+    eng = db.make_engine(DatabaseSettings(url=url))
+    db.upgrade(eng)
+    yield eng
+    eng.dispose()

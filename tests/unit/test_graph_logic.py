@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,7 +12,6 @@ from graph.conversation import conversation_hash
 from graph.prompts import DECLARED_VARIABLES, PromptLibrary, PromptNotFoundError
 from graph.routing import choose_route
 from graph.state import MemoryItem
-from memory.recall import Candidate, rank
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 
@@ -118,17 +117,6 @@ def test_every_prompt_version_renders_with_its_declared_variables() -> None:
 def test_unknown_prompt_version_is_a_clear_error() -> None:
     with pytest.raises(PromptNotFoundError, match="no version 'v99'"):
         PromptLibrary().render("system", "v99", {})
-
-
-def test_recall_ranks_by_overlap_then_recency() -> None:
-    cands = [
-        Candidate("a", "I adopted a cat named Biscuit", NOW - timedelta(days=3), "user"),
-        Candidate("b", "the weather is nice", NOW, "user"),
-        Candidate("c", "Biscuit the cat likes tuna", NOW - timedelta(days=1), "user"),
-    ]
-    got = rank("what does my cat Biscuit eat?", cands, k=5)
-    assert {r.id for r in got} == {"a", "c"} and "b" not in [r.id for r in got]
-    assert rank("the a of", cands, k=5) == []
 
 
 def test_conversation_hash_depends_on_roles_and_order() -> None:

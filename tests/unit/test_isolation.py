@@ -137,7 +137,9 @@ async def test_recall_never_returns_another_users_turns(api: Api, backend: Scrip
     uid_a, key_a = api.new_user("alice")
     uid_b, key_b = api.new_user("bob")
     await chat(api, key_b, _user(FACT))
-    b_turns = {t.id for t in turns_of(api, uid_b)}
+    # Memories now carry their own ids; Bob's are everything his turns produced.
+    b_turns = {m.id for m in api.services.memory.list(uid_b, limit=500)[0]}
+    assert b_turns
 
     out = await chat(api, key_a, _user("what is my cat named? Zanzibarquux maybe?"))
     assert not set(out["attune"]["memory_ids"]) & b_turns

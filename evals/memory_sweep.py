@@ -1,0 +1,187 @@
+"""What-if fusion settings for hybrid retrieval, scored on the memory eval's questions.
+
+Each question's rankings are fetched once through the index protocols — dense
+(``VectorIndex.query``), lexical (``LexicalIndex.query``, on the question as asked and with
+English function words removed) and recency — and fused offline with
+``memory.fusion.reciprocal_rank_fusion`` under each candidate setting, the way
+``MemoryService.search`` fuses them (recency alone never admits a memory). The first row
+uses the service's own settings and must match its hybrid line; any difference means this
+module no longer mirrors ``search``.
+
+To keep the choice honest, settings are chosen on half of the users (dev) and reported on
+the other half (test).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from evals.memory_data import Question
+from memory.fusion import reciprocal_rank_fusion
+from memory.records import Memory, MemorySource
+from memory.service import MemoryService
+
+_STOPWORD_TEXT = (
+    "a about again am an and any are as at be been before did do does for from had have "
+    "how i i'm i've in is it its me my now of on or our re remind s since so tell that the "
+    "these this to us was we were what when where which who whom why with you your"
+)
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+KINDS = ["episodic"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A fusion setting to try."""
+
+    name: str
+    rrf_k: int = 60
+    dense: float = 1.0
+    lexical: float = 1.0
+    recency: float = 0.2
+    fetch_k: int = 50
+    strip_stopwords: bool = False
+
+
+CANDIDATES = (
+    Candidate("dense alone (reference)", lexical=0.0, recency=0.0),
+    Candidate("rrf_k=10", rrf_k=10),
+    Candidate("rrf_k=5", rrf_k=5),
+    Candidate("lexical 0.5", lexical=0.5),
+    Candidate("rrf_k=10, lexical 0.5", rrf_k=10, lexical=0.5),
+    Candidate("rrf_k=10, lexical 0.3", rrf_k=10, lexical=0.3),
+    Candidate("rrf_k=10, lexical 0.3, recency 0", rrf_k=10, lexical=0.3, recency=0.0),
+    Candidate("fetch_k=20", fetch_k=20),
+    Candidate("recency 0", recency=0.0),
+    Candidate("lexical w/o stopwords", strip_stopwords=True),
+    Candidate("rrf_k=10, lexical w/o stopwords", rrf_k=10, strip_stopwords=True),
+    Candidate("rrf_k=10, lexical 0.5, w/o stopwords", rrf_k=10, lexical=0.5, strip_stopwords=True),
+)
+
+
+def strip_stopwords(text: str) -> str:
+    """``text`` without English function words (the lexical what-if's query)."""
+    words = re.findall(r"[\w'-]+", text)
+    kept = [w for w in words if w.lower() not in STOPWORDS]
+    return " ".join(kept) or text
+
+
+def _recent(memory: MemoryService, user_id: str, n: int) -> list[str]:
+    """The user's newest episodic memories, as ``MemoryService.search`` ranks recency."""
+    query = (
+        select(Memory.id)
+        .where(Memory.user_id == user_id, col(Memory.kind).in_(KINDS))
+        .order_by(col(Memory.created_at).desc())
+        .limit(n)
+    )
+    with Session(memory.engine) as session:
+        return list(session.exec(query).all())
+
+
+def _recall10(ids: Sequence[str], external: dict[str, str | None], gold: Sequence[str]) -> float:
+    found = {external.get(i) for i in ids[:10]}
+    return len(found & set(gold)) / len(gold)
+
+
+def fusion_sweep(
+    memory: MemoryService, questions: Sequence[Question], user_ids: dict[str, str]
+) -> dict[str, Any]:
+    """Recall@10 of hybrid retrieval (episodic) under the service's and other settings.
+
+    Returns:
+        ``rows``: per setting, recall@10 on all questions, on dev users and on test users
+        (the first is the service's settings, the second dense alone for reference);
+        ``chosen``: the best fused setting on dev and its test figure beside the current
+        settings' and dense alone's.
+    """
+    s = memory.settings
+    current = Candidate(
+        "current settings", s.rrf_k, s.dense_weight, s.lexical_weight, s.recency_weight, s.fetch_k
+    )
+    candidates = (current, *CANDIDATES)
+    fetch = max(c.fetch_k for c in candidates)
+    cache = []
+    for q in questions:
+        uid = user_ids[q.user]
+        vector = memory.embedder.embed([q.text])[0]
+        cache.append(
+            {
+                "dense": [
+                    h.memory_id for h in memory.vectors.query(uid, vector, k=fetch, kinds=KINDS)
+                ],
+                "lexical": [
+                    h.memory_id for h in memory.lexical.query(uid, q.text, k=fetch, kinds=KINDS)
+                ],
+                "lexical_stripped": [
+                    h.memory_id
+                    for h in memory.lexical.query(
+                        uid, strip_stopwords(q.text), k=fetch, kinds=KINDS
+                    )
+                ],
+                "recency": _recent(memory, uid, fetch),
+            }
+        )
+    ids = {i for c in cache for ranking in c.values() for i in ranking}
+    with Session(memory.engine) as session:
+        links = session.exec(select(MemorySource).where(col(MemorySource.memory_id).in_(ids))).all()
+    external = {link.memory_id: link.external_id for link in links}
+    users = sorted(user_ids)
+    dev = set(users[0::2])
+    rows: list[dict[str, Any]] = []
+    for cand in candidates:
+        scores = []
+        for q, c in zip(questions, cache, strict=True):
+            n = max(cand.fetch_k, 20)
+            lexical = c["lexical_stripped" if cand.strip_stopwords else "lexical"]
+            fused = reciprocal_rank_fusion(
+                {"dense": c["dense"][:n], "lexical": lexical[:n], "recency": c["recency"][:n]},
+                {"dense": cand.dense, "lexical": cand.lexical, "recency": cand.recency},
+                rrf_k=cand.rrf_k,
+            )
+            ranked = [f.id for f in fused if set(f.ranks) - {"recency"}]
+            scores.append((q.user in dev, _recall10(ranked, external, q.gold)))
+        dev_s = [v for is_dev, v in scores if is_dev]
+        test_s = [v for is_dev, v in scores if not is_dev]
+        rows.append(
+            {
+                "setting": cand.name,
+                "params": {k: v for k, v in vars(cand).items() if k != "name"},
+                "recall@10": round(sum(v for _, v in scores) / len(scores), 4),
+                "dev": round(sum(dev_s) / len(dev_s), 4) if dev_s else None,
+                "test": round(sum(test_s) / len(test_s), 4) if test_s else None,
+            }
+        )
+    fused_rows = [r for r in rows[1:] if r["params"]["lexical"] > 0]
+    best = max(fused_rows, key=lambda r: (r["dev"] or 0.0, -rows.index(r)))
+    return {
+        "rows": rows,
+        "dev_users": sorted(dev),
+        "chosen": {
+            "setting": best["setting"],
+            "test": best["test"],
+            "current_test": rows[0]["test"],
+        },
+    }
+
+
+def sweep_table(sweep: dict[str, Any]) -> str:
+    """The sweep as text."""
+    lines = [
+        "  what-if fusion (episodic, hybrid R@10; chosen on dev users, reported on test users)",
+        f"    {'setting':<40} {'all':>6} {'dev':>6} {'test':>6}",
+    ]
+    for r in sweep["rows"]:
+        dev = "" if r["dev"] is None else f"{r['dev']:.3f}"
+        test = "" if r["test"] is None else f"{r['test']:.3f}"
+        lines.append(f"    {r['setting']:<40} {r['recall@10']:6.3f} {dev:>6} {test:>6}")
+    c = sweep["chosen"]
+    lines.append(
+        f"    best fused setting on dev: {c['setting']} → test {c['test']} "
+        f"(current settings {c['current_test']}, dense alone {c['dense_test']})"
+    )
+    return "\n".join(lines)

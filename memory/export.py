@@ -1,0 +1,73 @@
+"""Export of everything held about a user, and deletion of single turns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, delete, select
+
+from memory.records import Feedback, Profile, ProfileChange, Thread, Turn, User
+from memory.service import MemoryService
+
+
+def _dump(row: Any) -> dict[str, Any]:
+    return dict(row.model_dump(mode="json"))
+
+
+def export_user(engine: Engine, memory: MemoryService, user_id: str) -> dict[str, Any]:
+    """The user's records, memories (with sources and validity), profile and feedback."""
+    with Session(engine) as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise LookupError(user_id)
+        threads = session.exec(
+            select(Thread).where(Thread.user_id == user_id).order_by(col(Thread.created_at))
+        ).all()
+        turns = session.exec(
+            select(Turn).where(Turn.user_id == user_id).order_by(col(Turn.created_at))
+        ).all()
+        feedback = session.exec(select(Feedback).where(Feedback.user_id == user_id)).all()
+        profile = session.get(Profile, user_id)
+        changes = session.exec(
+            select(ProfileChange)
+            .where(ProfileChange.user_id == user_id)
+            .order_by(col(ProfileChange.created_at))
+        ).all()
+        out: dict[str, Any] = {
+            "user": _dump(user),
+            "threads": [_dump(t) for t in threads],
+            "turns": [_dump(t) for t in turns],
+            "feedback": [_dump(f) for f in feedback],
+            "profile": _dump(profile) if profile else None,
+            "profile_history": [_dump(c) for c in changes],
+        }
+    memories: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page, total = memory.list(user_id, limit=500, offset=offset)
+        memories.extend(v.as_dict() for v in page)
+        offset += len(page)
+        if not page or offset >= total:
+            break
+    out["memories"] = memories
+    return out
+
+
+def delete_turn(engine: Engine, memory: MemoryService, user_id: str, turn_id: str) -> str | None:
+    """Delete one of the user's turns, its feedback and every memory derived from it.
+
+    Returns the turn's thread id (so the caller can drop it from thread state), or ``None``
+    when the user has no such turn.
+    """
+    with Session(engine) as session:
+        turn = session.get(Turn, turn_id)
+        if turn is None or turn.user_id != user_id:
+            return None
+        thread_id = turn.thread_id
+    memory.delete_for_turns(user_id, [turn_id])
+    with Session(engine) as session:
+        session.exec(delete(Feedback).where(col(Feedback.turn_id) == turn_id))
+        session.exec(delete(Turn).where(col(Turn.id) == turn_id))
+        session.commit()
+    return thread_id

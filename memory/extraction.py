@@ -1,0 +1,343 @@
+"""Extraction of semantic memories (facts, preferences, instructions) from one turn.
+
+An :class:`Extractor` turns what was said into :class:`Candidate` memories; what to do with
+them given what is already remembered is :func:`memory.consolidate.plan`'s decision. Two
+extractors ship:
+
+* :class:`RuleExtractor`: deterministic rules over the user's own first-person statements
+  (:mod:`memory.extraction_rules`, :mod:`memory.extraction_instructions`). Always works,
+  needs no model, misses anything phrased unusually.
+* :class:`LLMExtractor`: any LangChain chat model, asked for JSON that matches a schema
+  (``with_structured_output(..., method="json_schema")``, so an OpenAI-compatible endpoint
+  constrains its output). On any error or invalid output it falls back to the rules.
+
+:func:`make_extractor` picks one from settings. Relative dates ("last week") are resolved
+against the turn's timestamp (:mod:`memory.dates`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any, Literal, Protocol
+
+import jinja2
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable, RunnableLambda
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+
+from memory.dates import resolve_relative_dates
+from memory.extraction_instructions import match_instructions
+from memory.extraction_rules import match_facts
+from memory.extraction_text import Kind, split_clauses, split_sentences
+
+log = logging.getLogger(__name__)
+
+Speaker = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A memory an extractor proposes, before consolidation against what is stored.
+
+    Attributes:
+        kind: ``fact``, ``preference`` or ``instruction``.
+        text: A self-contained third-person statement ("The user lives in Lisbon.").
+        slot: What it is about (``home_city``, ``likes:sushi``), so that a newer candidate
+            in the same slot supersedes it; ``None`` when nothing can contradict it.
+        speaker: Who said it.
+        valid_from: When it became true, when the turn states it; else ``None`` (the
+            caller uses the turn's timestamp).
+    """
+
+    kind: Kind
+    text: str
+    slot: str | None
+    speaker: Speaker
+    valid_from: datetime | None
+
+
+class Extractor(Protocol):
+    """Turns one turn's text into candidate memories."""
+
+    def extract(self, text: str, *, speaker: str, at: datetime) -> list[Candidate]:
+        """Candidates stated in ``text``, said by ``speaker`` (``user``/``assistant``) at ``at``."""
+        ...
+
+    async def aextract(self, text: str, *, speaker: str, at: datetime) -> list[Candidate]:
+        """Async :meth:`extract`."""
+        ...
+
+
+def normalize(text: str) -> str:
+    """``text`` for comparison: NFKC, lowercased, whitespace collapsed, end punctuation gone."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return re.sub(r"\s+", " ", text).strip().rstrip(".!?;:,… ").strip()
+
+
+def content_hash(text: str) -> str:
+    """SHA-256 hex digest of :func:`normalize` of ``text``: equal for duplicate memories."""
+    return hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()
+
+
+def dedupe(candidates: Iterable[Candidate]) -> list[Candidate]:
+    """``candidates`` without repeated texts (by :func:`content_hash`), first one kept."""
+    seen: set[str] = set()
+    out: list[Candidate] = []
+    for candidate in candidates:
+        digest = content_hash(candidate.text)
+        if digest not in seen:
+            seen.add(digest)
+            out.append(candidate)
+    return out
+
+
+class RuleExtractor:
+    """Deterministic extraction from the user's own statements; assistant text yields nothing.
+
+    Each sentence is checked for standing instructions (questions included: "could you call
+    me Sam?"); each clause of a sentence that is not a question is checked for facts and
+    preferences, with its relative dates resolved and its ``valid_from`` set from them.
+    """
+
+    def extract(self, text: str, *, speaker: str, at: datetime) -> list[Candidate]:
+        """See :meth:`Extractor.extract`."""
+        if speaker != "user":
+            return []
+        found: list[Candidate] = []
+        for sentence in split_sentences(text):
+            _, when = resolve_relative_dates(sentence, at)
+            for kind, statement, slot in match_instructions(sentence):
+                found.append(Candidate(kind, statement, slot, "user", when))
+            if sentence.endswith("?"):
+                continue
+            for clause in split_clauses(sentence):
+                resolved, since = resolve_relative_dates(clause, at)
+                for kind, statement, slot in match_facts(resolved):
+                    found.append(Candidate(kind, statement, slot, "user", since))
+        return dedupe(found)
+
+    async def aextract(self, text: str, *, speaker: str, at: datetime) -> list[Candidate]:
+        """See :meth:`Extractor.aextract` (runs inline: the rules take microseconds)."""
+        return self.extract(text, speaker=speaker, at=at)
+
+
+EXTRACT_MEMORIES_PROMPT_NAME = "extract_memories"
+EXTRACT_MEMORIES_PROMPT_VERSION = "v1"
+# Jinja2, variables ``now`` (ISO timestamp of the turn) and ``speaker``; to be moved to
+# graph/prompts/extract_memories/v1.md.
+EXTRACT_MEMORIES_PROMPT = """\
+You extract long-term memories about a user from one chat message.
+
+The message below was written by the {{ speaker }} at {{ now }}.
+{% if speaker == "assistant" %}
+It is the assistant's reply: extract only facts about the user that it states as already \
+known (for example "since you live in Lisbon"), never the assistant's own opinions, \
+suggestions or questions.
+{% endif %}
+
+Return a JSON object {"memories": [...]} with one entry per durable item:
+- kind: "fact" (true about the user: home, work, family, pets, health, age, languages), \
+"preference" (likes, dislikes, favorites, how they like things done) or "instruction" \
+(a standing rule for how the assistant should behave from now on).
+- text: one self-contained sentence in the third person starting with "The user", e.g. \
+"The user lives in Lisbon.", "The user dislikes sushi.", "The user wants the assistant to \
+answer in French." Replace relative dates ("last week") with absolute dates computed from \
+the message time.
+- slot: a short key naming what the item is about, so that a later contradicting item can \
+replace it: home_city, hometown, job, employer, name, age, birthday, diet, partner_name, \
+marital_status, native_language, pet:<species>:name, favorite:<thing>, likes:<thing>, \
+dislikes:<thing> (the same <thing> for both), speaks:<language>, learning:<subject>, \
+allergy:<thing>, preferred_name, response_language, response_length. Use null when \
+nothing could contradict the item.
+- valid_from: the date (YYYY-MM-DD) the item became true if the message states one, \
+else null.
+
+Only what the message says about the user themselves: skip questions, hypotheticals, \
+other people's facts, small talk and one-off requests, and skip anything the user says is \
+no longer true. If there is nothing to remember, return {"memories": []}.
+"""
+
+
+class ExtractedMemory(BaseModel):
+    """One durable thing about the user."""
+
+    kind: Literal["fact", "preference", "instruction"]
+    text: str = Field(description='A third-person sentence starting with "The user".')
+    slot: str | None = Field(description="What the item is about, e.g. home_city; or null.")
+    valid_from: str | None = Field(description="YYYY-MM-DD it became true, or null.")
+
+
+class ExtractedMemories(BaseModel):
+    """The memories found in one message (possibly none)."""
+
+    memories: list[ExtractedMemory]
+
+
+class LLMExtractor:
+    """Extraction by a chat model with schema-constrained JSON, falling back to rules.
+
+    Models that implement ``with_structured_output`` (``ChatOpenAI`` against any
+    OpenAI-compatible endpoint: OpenAI, vLLM, llama.cpp, Ollama) are asked with
+    ``method="json_schema"``; other chat models are asked plainly and their reply parsed
+    as JSON. A model error, unparsable or invalid output makes :meth:`extract` log a
+    warning and return what ``fallback`` (the rules, by default) finds instead.
+    """
+
+    def __init__(self, chat_model: BaseChatModel, *, fallback: Extractor | None = None) -> None:
+        """Use ``chat_model`` (temperature 0 recommended); ``fallback`` on its failures."""
+        self.chat_model = chat_model
+        self.fallback: Extractor = fallback or RuleExtractor()
+        self._runnable = _structured(chat_model)
+
+    def extract(self, text: str, *, speaker: str, at: datetime) -> list[Candidate]:
+        """See :meth:`Extractor.extract`."""
+        if speaker not in ("user", "assistant") or not text.strip():
+            return []
+        try:
+            result = self._runnable.invoke(_messages(text, speaker=speaker, at=at))
+            return _candidates(result, speaker=speaker, at=at)
+        except Exception as exc:  # any model or output failure: the rules still work
+            _warn(exc)
+        return self.fallback.extract(text, speaker=speaker, at=at)
+
+    async def aextract(self, text: str, *, speaker: str, at: datetime) -> list[Candidate]:
+        """See :meth:`Extractor.aextract`."""
+        if speaker not in ("user", "assistant") or not text.strip():
+            return []
+        try:
+            result = await self._runnable.ainvoke(_messages(text, speaker=speaker, at=at))
+            return _candidates(result, speaker=speaker, at=at)
+        except Exception as exc:  # any model or output failure: the rules still work
+            _warn(exc)
+        return await self.fallback.aextract(text, speaker=speaker, at=at)
+
+
+def make_extractor(
+    kind: Literal["rules", "llm"],
+    *,
+    base_url: str | None,
+    model: str | None,
+    api_key: str | None,
+    timeout: float = 30.0,
+    max_retries: int = 2,
+) -> Extractor:
+    """The extractor a deployment configured.
+
+    Args:
+        kind: ``rules`` (no model) or ``llm`` (an OpenAI-compatible endpoint).
+        base_url: The endpoint, e.g. ``http://vllm:8000/v1``; ``None`` for OpenAI itself.
+        model: The model name the endpoint serves; required for ``llm``.
+        api_key: The endpoint's key; servers that need none get a placeholder (never read
+            from the environment here).
+        timeout: Seconds per request.
+        max_retries: Retries per request before falling back to the rules.
+
+    Raises:
+        ValueError: ``llm`` without a model name, or an unknown kind.
+    """
+    if kind == "rules":
+        return RuleExtractor()
+    if kind != "llm":
+        raise ValueError(f"unknown extractor kind {kind!r}")
+    if not model:
+        raise ValueError("the llm extractor needs a model name")
+    from langchain_openai import ChatOpenAI  # heavy import, only where configured
+
+    chat = ChatOpenAI(
+        model=model,
+        base_url=base_url,
+        api_key=SecretStr(api_key or "not-needed"),
+        temperature=0,
+        timeout=timeout,
+        max_retries=max_retries,
+    )
+    return LLMExtractor(chat)
+
+
+def extract_memories(
+    text: str, *, speaker: str, at: datetime, extractor: Extractor | None = None
+) -> list[Candidate]:
+    """Candidates stated in one turn, by ``extractor`` (the rules by default), deduplicated."""
+    return dedupe((extractor or RuleExtractor()).extract(text, speaker=speaker, at=at))
+
+
+_Structured = Runnable[LanguageModelInput, Any]
+
+
+def _structured(chat_model: BaseChatModel) -> _Structured:
+    try:
+        return chat_model.with_structured_output(
+            ExtractedMemories, method="json_schema", strict=True
+        )
+    except NotImplementedError:
+        # A chat model without tool or schema support: ask plainly, parse the reply.
+        return chat_model | RunnableLambda(_parse_reply)
+
+
+def _parse_reply(message: BaseMessage) -> ExtractedMemories:
+    text = message.text.strip()
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
+    if fenced:
+        text = fenced.group(1).strip()
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start:
+        raise ValueError("the model's reply holds no JSON object")
+    return ExtractedMemories.model_validate_json(text[start : end + 1])
+
+
+@cache
+def _prompt() -> jinja2.Template:
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True
+    )
+    return env.from_string(EXTRACT_MEMORIES_PROMPT)
+
+
+def _messages(text: str, *, speaker: str, at: datetime) -> list[BaseMessage]:
+    system = _prompt().render(speaker=speaker, now=at.isoformat(timespec="minutes")).strip()
+    # Resolved dates help a small model: "last week (around 2026-11-15)".
+    annotated = " ".join(resolve_relative_dates(s, at)[0] for s in split_sentences(text))
+    return [SystemMessage(system), HumanMessage(annotated or text)]
+
+
+def _candidates(result: object, *, speaker: str, at: datetime) -> list[Candidate]:
+    if isinstance(result, dict):
+        result = ExtractedMemories.model_validate(result)
+    if not isinstance(result, ExtractedMemories):
+        raise TypeError(f"the model returned {type(result).__name__}, not memories")
+    who: Speaker = "assistant" if speaker == "assistant" else "user"
+    found: list[Candidate] = []
+    for item in result.memories:
+        text = " ".join(item.text.split())
+        if not text or len(text) > 500:
+            continue
+        slot = re.sub(r"\s+", "_", item.slot.strip().lower()) if item.slot else None
+        found.append(Candidate(item.kind, text, slot or None, who, _date(item.valid_from, at)))
+    return dedupe(found)
+
+
+def _date(value: str | None, at: datetime) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None  # one unreadable date is no reason to drop the memory
+    return parsed.replace(tzinfo=at.tzinfo) if parsed.tzinfo is None else parsed
+
+
+def _warn(exc: Exception) -> None:
+    kind = "invalid output" if isinstance(exc, ValidationError | json.JSONDecodeError) else "error"
+    detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+    log.warning(
+        "memory extraction model %s (%s: %s); using rules", kind, type(exc).__name__, detail
+    )
