@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from api.settings import Settings
+from evals.cli import eval_app
 
 app = typer.Typer(
     help="Attune: chat that adapts to each user. Settings come from ATTUNE_* variables "
@@ -27,6 +28,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(model_app, name="model")
 app.add_typer(db_app, name="db")
+app.add_typer(eval_app, name="eval")
 
 
 def load_settings() -> Settings:
@@ -159,7 +161,8 @@ Try it once the server is up:
   for chunk in client.chat.completions.create(
       model="attune", stream=True,
       messages=[{{"role": "user", "content": "What should I call you?"}}]):
-      print(chunk.choices[0].delta.content or "" if chunk.choices else "", end="", flush=True)
+      if chunk.choices:
+          print(chunk.choices[0].delta.content or "", end="", flush=True)
   PY
 
   attune chat --key {key}

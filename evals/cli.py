@@ -97,7 +97,7 @@ def _write_json(path: Path | None, data: dict[str, Any]) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-        typer.echo(f"\nfigures written to {path}")
+        typer.echo(f"figures written to {path}", err=True)
 
 
 @eval_app.command("memory", help=MEMORY_HELP)
@@ -141,8 +141,8 @@ def memory(
             sweep=sweep,
             progress=True,
         )
+    _write_json(json_path, report.as_dict())  # first: the figures survive a display bug
     typer.echo(report.table())
-    _write_json(json_path, report.as_dict())
 
 
 @eval_app.command("retrieval-bench", help=BENCH_HELP)
@@ -183,8 +183,8 @@ def retrieval_bench(
             import_turns=import_turns,
             progress=True,
         )
+    _write_json(json_path, report.as_dict())  # first: the figures survive a display bug
     typer.echo(report.table())
-    _write_json(json_path, report.as_dict())
 
 
 if __name__ == "__main__":

@@ -165,6 +165,7 @@ def fusion_sweep(
             "setting": best["setting"],
             "test": best["test"],
             "current_test": rows[0]["test"],
+            "dense_test": rows[1]["test"],
         },
     }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 from sqlmodel import Session, func, select
 
@@ -35,10 +36,14 @@ def test_the_versioned_dataset_matches_its_generator_and_the_http_shape() -> Non
 
 
 def test_eval_slice_reports_every_mode_and_reimport_is_idempotent(settings: Settings) -> None:
-    data = load().subset(users=2)
-    report = run_memory_eval(settings, dataset=data, limit_questions=40, embedder=shared_embedder())
+    two_users = load().subset(users=2)
+    # Every third question: both users and every category, at a third of the searches.
+    data = replace(two_users, questions=two_users.questions[::3])
+    report = run_memory_eval(
+        settings, dataset=data, limit_questions=40, embedder=shared_embedder(), sweep=True
+    )
 
-    assert report.counts["questions"] == 40
+    assert report.counts["questions"] == len(data.questions) <= 40
     assert report.counts["turns_imported"] == sum(len(u.turns()) for u in data.users)
     assert report.ingest["import_turns_per_s"] is not None
     assert {(r.kinds, r.mode) for r in report.results} == {(k, m) for k in KIND_SETS for m in MODES}
@@ -50,7 +55,11 @@ def test_eval_slice_reports_every_mode_and_reimport_is_idempotent(settings: Sett
     assert report.result("episodic", "hybrid").recall[20] >= 0.5
     assert set(report.margins) == set(KIND_SETS)
     assert report.config["embedder_model_id"] and report.config["dataset_version"] == data.version
-    assert "hybrid" in report.table()
+    assert report.sweep is not None
+    current = report.sweep["rows"][0]
+    # The sweep re-fuses rankings offline; with the service's own settings it must agree.
+    assert current["recall@10"] == round(report.result("episodic", "hybrid").recall[10], 4)
+    assert "hybrid" in report.table() and "what-if fusion" in report.table()
     json.dumps(report.as_dict())
 
     engine = open_engine(settings.db)
