@@ -337,19 +337,20 @@ class MemoryService:
         # Recency alone is a tie-breaker, not evidence of relevance.
         fused = [f for f in fused if set(f.ranks) - {"recency"}]
         rows = self._rows(user_id, [f.id for f in fused])
-        out: list[MemoryView] = []
+        kept: list[tuple[Memory, float, dict[str, int]]] = []
         for f in fused:
             row = rows.get(f.id)
             if row is None or (row.invalid_at is not None and not include_invalid):
                 continue
             if exclude_thread_id is not None and row.thread_id == exclude_thread_id:
                 continue
-            view = self._views([row], self._links([row.id]))[0]
-            view.score, view.ranks = round(f.score, 6), f.ranks
-            out.append(view)
-            if len(out) >= k:
+            kept.append((row, f.score, f.ranks))
+            if len(kept) >= k:
                 break
-        return out
+        views = self._views([r for r, _, _ in kept], self._links([r.id for r, _, _ in kept]))
+        for view, (_, score, ranks) in zip(views, kept, strict=True):
+            view.score, view.ranks = round(score, 6), ranks
+        return views
 
     def _recent_ids(self, user_id: str, n: int, kinds: Sequence[str] | None) -> list[str]:
         query = select(Memory.id).where(Memory.user_id == user_id)
