@@ -168,16 +168,6 @@ def thread_turns(session: Session, *, user_id: str, thread_id: str) -> Sequence[
     ).all()
 
 
-def recent_turns(
-    session: Session, *, user_id: str, exclude_thread_id: str | None = None, limit: int = 500
-) -> Sequence[Turn]:
-    """The user's most recent turns across threads, newest first."""
-    query = select(Turn).where(Turn.user_id == user_id)
-    if exclude_thread_id is not None:
-        query = query.where(Turn.thread_id != exclude_thread_id)
-    return session.exec(query.order_by(col(Turn.created_at).desc()).limit(limit)).all()
-
-
 def get_profile(session: Session, *, user_id: str) -> Profile:
     """The user's profile (an empty, unsaved one if they have none yet)."""
     return session.get(Profile, user_id) or Profile(user_id=user_id, data={}, version=0)

@@ -106,8 +106,11 @@ async def test_chat_turns_are_indexed_before_the_next_turn(api: Api, backend) ->
     r = await api.client.get(
         f"/v1/users/{uid}/memories/search", params={"q": "cello"}, headers=api.auth(key)
     )
-    sources = [s["turn_id"] for m in r.json()["data"] for s in m["sources"]]
-    assert turn_id in sources or any(s.startswith("turn_") for s in sources)
+    sources = {s["turn_id"] for m in r.json()["data"] for s in m["sources"]}
+    with api.services.store.session() as s:
+        user_turn_id = s.get(Turn, turn_id).reply_to_id
+    # Both sides of the first exchange were indexed, each with its own turn as source.
+    assert {turn_id, user_turn_id} <= sources
 
 
 async def test_manual_memory_crud_and_export(api: Api) -> None:
