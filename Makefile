@@ -53,6 +53,7 @@ bench: model  ## Benchmarks: generation speed, graph overhead, server start.
 	$(BIN)/python -m evals.bench_graph
 	$(BIN)/python -m evals.bench_server
 	$(BIN)/python -m evals.bench_embeddings
+	$(BIN)/python -m evals.bench_workers
 
 clean:  ## Remove the virtual environment and local data.
 	rm -rf $(VENV) .attune .mypy_cache .ruff_cache .pytest_cache

@@ -39,3 +39,63 @@ class ModelSettings(BaseModel):
 
     default_max_tokens: int = Field(default=256, ge=1, le=8192)
     """Reply length when a request names no ``max_tokens``."""
+
+
+class TrainingSettings(BaseModel):
+    """Where training data and runs live, and how strict the quality gate is.
+
+    Paths left as ``None`` are filled from the data directory by the root settings.
+    """
+
+    datasets_url: str | None = None
+    """Root of dataset snapshots: a local directory or any fsspec URL (``s3://…``);
+    default ``<data_dir>/datasets``."""
+
+    storage_options: dict[str, str] = Field(default_factory=dict)
+    """Passed to the fsspec filesystem of ``datasets_url`` (credentials, endpoints)."""
+
+    work_dir: Path | None = None
+    """Checkpoints of runs in progress, one directory per run (default
+    ``<data_dir>/training``)."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where training runs; ``auto`` picks CUDA when present."""
+
+    save_steps: int | None = Field(default=None, ge=1)
+    """Checkpoint every N optimizer steps; ``None`` keeps the per-size default."""
+
+    held_out_fraction: float = Field(default=0.2, gt=0, lt=1)
+    """Share of an owner's examples and pairs kept for the gate, split by id."""
+
+    sft_margin: float = Field(default=0.02, ge=0, lt=1)
+    """An SFT candidate's held-out perplexity must beat base and current by this share."""
+
+    general_max_rise: float = Field(default=0.03, ge=0)
+    """General-text perplexity may rise over the base model's by at most this share."""
+
+    dpo_min_gain: float = Field(default=0.0, ge=0, lt=1)
+    """A DPO candidate's held-out preference accuracy must beat the current adapter's
+    (or chance) by more than this."""
+
+    min_sft_examples: int = Field(default=8, ge=2)
+    """An owner needs at least this many SFT examples (accepted or edited replies, writing
+    samples) for an SFT job; with fewer, users are served by their group's adapter."""
+
+    min_dpo_pairs: int = Field(default=8, ge=2)
+    """An owner needs at least this many preference pairs for a DPO job."""
+
+    trigger_new_pairs: int = Field(default=16, ge=1)
+    """Beat queues a DPO job for an owner with this many pairs newer than its last adapter."""
+
+    trigger_new_samples: int = Field(default=16, ge=1)
+    """Beat queues an SFT job for an owner with this many SFT examples (samples, accepted
+    or edited replies) newer than its last adapter."""
+
+    triggers_every_s: float = Field(default=3600, gt=0)
+    """How often beat checks the thresholds above."""
+
+    group_count: int = Field(default=4, ge=1, le=256)
+    """User groups to cluster users into (fewer when there are fewer users)."""
+
+    groups_every_s: float = Field(default=86400, gt=0)
+    """How often beat re-clusters users into groups and queues group training."""

@@ -13,7 +13,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.backend import ChatBackend
 from api.errors import error_body, install_error_handlers
-from api.routes import chat, health, memories, models, users
+from api.routes import (
+    chat,
+    feedback,
+    health,
+    jobs,
+    memories,
+    models,
+    profile,
+    prompts,
+    training,
+    users,
+)
 from api.services import open_services
 from api.settings import Settings
 from memory.index import Embedder
@@ -50,7 +61,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (chat, models, users, memories, health):
+    routers = (chat, models, users, memories, profile, prompts, training, feedback, jobs, health)
+    for module in routers:
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)

@@ -11,8 +11,12 @@ from typing import Annotated
 
 import typer
 
+from api.cli_adapters import adapters_app
+from api.cli_adapters import train as train_adapter
+from api.cli_prompts import prompts_app
 from api.settings import Settings
 from evals.cli import eval_app
+from workers.cli import beat, jobs_app, worker
 
 app = typer.Typer(
     help="Attune: chat that adapts to each user. Settings come from ATTUNE_* variables "
@@ -29,6 +33,12 @@ app.add_typer(users_app, name="users")
 app.add_typer(model_app, name="model")
 app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")
+app.add_typer(jobs_app, name="jobs")
+app.command()(worker)
+app.command()(beat)
+app.add_typer(prompts_app, name="prompts")
+app.add_typer(adapters_app, name="adapters")
+app.command("train")(train_adapter)
 
 
 def load_settings() -> Settings:
@@ -62,7 +72,11 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
 ) -> None:
-    """Start the HTTP API (OpenAI-compatible chat at /v1/chat/completions)."""
+    """Start the HTTP API (OpenAI-compatible chat at /v1/chat/completions).
+
+    Unless ATTUNE_WORKER__EMBEDDED=false, the same process also runs the Celery worker (in
+    threads) on the broker in the data directory: see README, "Workers".
+    """
     import uvicorn
 
     from api.app import create_app

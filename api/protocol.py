@@ -104,6 +104,16 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class AttuneRequest(BaseModel):
+    """Attune extension object on chat requests."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    regenerate: Id | None = None
+    """An assistant turn id of this user: reply again to the same prompt, exactly as it was
+    sent (the request's messages are then not used)."""
+
+
 class ChatCompletionRequest(BaseModel):
     """``POST /v1/chat/completions``. Unknown OpenAI fields are accepted and ignored."""
 
@@ -125,6 +135,8 @@ class ChatCompletionRequest(BaseModel):
     user: str | None = None  # accepted for compatibility; the user is always the key's
     # Attune extension: continue this thread; only the last message is new.
     thread_id: Id | None = None
+    # Attune extension: {"regenerate": turn_id}.
+    attune: AttuneRequest | None = None
 
     @field_validator("stop", mode="before")
     @classmethod

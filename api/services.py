@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from adapters.backend import ChatBackend, make_backend
-from api.background import Background
+from adapters.registry import install_retirement_hook
 from api.metrics import Metrics
 from api.settings import Settings
 from graph.builder import build_preview_graph, build_turn_graph
@@ -21,12 +21,18 @@ from graph.prompts import PromptLibrary
 from graph.runner import TurnRunner
 from memory import db, repo
 from memory.embeddings import MiniLMEmbedder
-from memory.extraction import make_extractor
+from memory.extraction import EXTRACTION_PROMPT, EXTRACTION_PROMPT_VERSION, make_extractor
 from memory.index import Embedder
 from memory.lexical import make_lexical_index
 from memory.service import MemoryService
 from memory.store import RecordStore
+from memory.summaries import SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION
 from memory.vectors import VectorSettings, make_vector_index
+from workers import submit
+from workers.app import make_celery
+from workers.context import WorkerContext
+from workers.embedded import EmbeddedWorker
+from workers.queue import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +49,9 @@ class AppServices:
     prompts: PromptLibrary
     metrics: Metrics
     memory: MemoryService
-    background: Background
+    jobs: JobQueue
+    worker: EmbeddedWorker | None
+    """The embedded worker, when ``settings.worker.embedded``."""
 
 
 def bootstrap_admin_key(store: RecordStore, settings: Settings) -> str | None:
@@ -61,9 +69,17 @@ def build_memory(
 ) -> MemoryService:
     """The memory service over the record store, Chroma and the database's full text."""
     m = settings.memory
+    prompts = PromptLibrary()  # memory never imports graph: its prompts are passed in
+    embedder = embedder or MiniLMEmbedder(
+        device=m.embed_device,
+        batch_size=m.embed_batch_size,
+        backend=m.embed_backend,
+        onnx_cache_dir=settings.model.cache_dir,
+        batch_threads=m.embed_batch_threads,
+    )
     return MemoryService(
         engine,
-        embedder=embedder or MiniLMEmbedder(device=m.embed_device, batch_size=m.embed_batch_size),
+        embedder=embedder,
         vectors=make_vector_index(VectorSettings(url=m.vector_url, path=m.vector_path)),
         lexical=make_lexical_index(engine),
         extractor=make_extractor(
@@ -71,8 +87,10 @@ def build_memory(
             base_url=m.extractor_base_url,
             model=m.extractor_model,
             api_key=m.extractor_api_key,
+            prompt_template=prompts.source(EXTRACTION_PROMPT, EXTRACTION_PROMPT_VERSION),
         ),
         settings=m,
+        summary_prompt=prompts.render(SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION, {}),
     )
 
 
@@ -89,6 +107,7 @@ async def open_services(
     ``embedder`` shares one loaded embedding model between several apps (tests).
     """
     engine = await asyncio.to_thread(db.open_engine, settings.db)
+    install_retirement_hook()  # deletion cascades retire adapters trained on the data
     store = RecordStore(engine)
     memory = await asyncio.to_thread(build_memory, settings, engine, embedder)
     if backend is None:
@@ -96,21 +115,33 @@ async def open_services(
     prompts = PromptLibrary()
     prompts.source("system", settings.graph.prompt_version)  # fail at start, not per turn
     assert settings.graph.checkpoint_url is not None
-    background = Background()
+    worker: EmbeddedWorker | None = None
     try:
         async with open_checkpointer(settings.graph.checkpoint_url) as saver:
+            jobs = JobQueue(make_celery(settings), engine, settings.worker)
             services = Services(
                 store=store,
                 backend=backend,
                 prompts=prompts,
                 settings=settings.graph,
                 memory=memory,
+                after_turn=submit.after_turn(jobs),
             )
             runner = TurnRunner(
                 graph=build_turn_graph().compile(checkpointer=saver),
                 preview_graph=build_preview_graph().compile(),
                 services=services,
             )
+            if settings.worker.embedded:
+                context = WorkerContext(
+                    engine=engine,
+                    memory=memory,
+                    make_graph_services=lambda: services,
+                    session_idle_s=settings.worker.session_idle_s,
+                )
+                worker = EmbeddedWorker(settings, context)
+                await asyncio.to_thread(worker.start)
+                await asyncio.to_thread(jobs.sweep)  # jobs whose messages a crash lost
             yield AppServices(
                 settings=settings,
                 engine=engine,
@@ -120,9 +151,12 @@ async def open_services(
                 prompts=prompts,
                 metrics=Metrics(),
                 memory=memory,
-                background=background,
+                jobs=jobs,
+                worker=worker,
             )
             await runner.drain()
-            await background.drain()
     finally:
+        if worker is not None:  # finishes running tasks, puts taken ones back
+            await asyncio.to_thread(worker.stop)
+        await asyncio.to_thread(memory.wait_dense)  # deferred vectors of history imports
         engine.dispose()

@@ -12,9 +12,10 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from adapters.config import ModelSettings
+from adapters.config import ModelSettings, TrainingSettings
 from graph.config import GraphSettings
 from memory.config import DatabaseSettings, MemorySettings
+from workers.config import WorkerSettings
 
 
 class ServerSettings(BaseModel):
@@ -48,9 +49,11 @@ class Settings(BaseSettings):
 
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
     graph: GraphSettings = Field(default_factory=GraphSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
@@ -61,6 +64,10 @@ class Settings(BaseSettings):
             self.model.cache_dir = data / "models"
         if self.model.adapters_dir is None:
             self.model.adapters_dir = data / "adapters"
+        if self.training.datasets_url is None:
+            self.training.datasets_url = str(data / "datasets")
+        if self.training.work_dir is None:
+            self.training.work_dir = data / "training"
         if self.memory.vector_path is None:
             self.memory.vector_path = str(data / "vectors")
         if self.graph.checkpoint_url is None:

@@ -3,10 +3,12 @@
 Each question's rankings are fetched once through the index protocols — dense
 (``VectorIndex.query``), lexical (``LexicalIndex.query``, on the question as asked and with
 English function words removed) and recency — and fused offline with
-``memory.fusion.reciprocal_rank_fusion`` under each candidate setting, the way
-``MemoryService.search`` fuses them (recency alone never admits a memory). The first row
-uses the service's own settings and must match its hybrid line; any difference means this
-module no longer mirrors ``search``.
+``memory.fusion.reciprocal_rank_fusion`` under each candidate setting, then moved by the
+priors (``memory.fusion.apply_priors``) and collapsed to one memory per text, the way
+``MemoryService.search`` does (recency alone never admits a memory). The first row uses
+the service's own settings and must match its hybrid line; any difference means this
+module no longer mirrors ``search``. Two reference rows say where hybrid's margin comes
+from: dense alone (the dense baseline) and dense with the priors but no lexical votes.
 
 To keep the choice honest, settings are chosen on half of the users (dev) and reported on
 the other half (test).
@@ -14,7 +16,6 @@ the other half (test).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,16 +23,11 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from evals.memory_data import Question
-from memory.fusion import reciprocal_rank_fusion
+from memory.fusion import apply_priors, memory_prior, reciprocal_rank_fusion
+from memory.lexical import strip_stopwords
 from memory.records import Memory, MemorySource
 from memory.service import MemoryService
 
-_STOPWORD_TEXT = (
-    "a about again am an and any are as at be been before did do does for from had have "
-    "how i i'm i've in is it its me my now of on or our re remind s since so tell that the "
-    "these this to us was we were what when where which who whom why with you your"
-)
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 KINDS = ["episodic"]
 
 
@@ -43,32 +39,44 @@ class Candidate:
     rrf_k: int = 60
     dense: float = 1.0
     lexical: float = 1.0
-    recency: float = 0.2
+    recency: float = 0.0
     fetch_k: int = 50
     strip_stopwords: bool = False
+    user_said: float = 0.0
+    question: float = 0.0
 
 
 CANDIDATES = (
-    Candidate("dense alone (reference)", lexical=0.0, recency=0.0),
-    Candidate("rrf_k=10", rrf_k=10),
-    Candidate("rrf_k=5", rrf_k=5),
-    Candidate("lexical 0.5", lexical=0.5),
-    Candidate("rrf_k=10, lexical 0.5", rrf_k=10, lexical=0.5),
-    Candidate("rrf_k=10, lexical 0.3", rrf_k=10, lexical=0.3),
-    Candidate("rrf_k=10, lexical 0.3, recency 0", rrf_k=10, lexical=0.3, recency=0.0),
-    Candidate("fetch_k=20", fetch_k=20),
-    Candidate("recency 0", recency=0.0),
-    Candidate("lexical w/o stopwords", strip_stopwords=True),
-    Candidate("rrf_k=10, lexical w/o stopwords", rrf_k=10, strip_stopwords=True),
-    Candidate("rrf_k=10, lexical 0.5, w/o stopwords", rrf_k=10, lexical=0.5, strip_stopwords=True),
+    Candidate("dense alone (reference)", lexical=0.0),
+    Candidate(
+        "dense + priors, no lexical (ablation)", rrf_k=20, lexical=0.0, user_said=0.6, question=0.3
+    ),
+    Candidate("rrf_k=10, lexical 0.3, no priors", rrf_k=10, lexical=0.3),
+    Candidate("rrf_k=60, lexical 1.0, recency 0.2", recency=0.2),
+    Candidate("rrf_k=10, lexical 0.3 + priors", rrf_k=10, lexical=0.3, user_said=0.6, question=0.3),
+    Candidate("rrf_k=10, lexical 0.1 + priors", rrf_k=10, lexical=0.1, user_said=0.6, question=0.3),
+    Candidate("rrf_k=20, lexical 0.1 + priors", rrf_k=20, lexical=0.1, user_said=0.6, question=0.3),
+    Candidate("rrf_k=20, lexical 0.2 + priors", rrf_k=20, lexical=0.2, user_said=0.6, question=0.3),
+    Candidate("rrf_k=60, lexical 0.1 + priors", lexical=0.1, user_said=0.6, question=0.3),
+    Candidate("rrf_k=20, lexical 0.1 + half priors", 20, lexical=0.1, user_said=0.3, question=0.15),
+    Candidate(
+        "rrf_k=20, lexical 0.1 + priors, recency 0.2",
+        20,
+        lexical=0.1,
+        recency=0.2,
+        user_said=0.6,
+        question=0.3,
+    ),
+    Candidate(
+        "rrf_k=20, lexical 0.1 w/o stopwords + priors",
+        20,
+        1.0,
+        0.1,
+        strip_stopwords=True,
+        user_said=0.6,
+        question=0.3,
+    ),
 )
-
-
-def strip_stopwords(text: str) -> str:
-    """``text`` without English function words (the lexical what-if's query)."""
-    words = re.findall(r"[\w'-]+", text)
-    kept = [w for w in words if w.lower() not in STOPWORDS]
-    return " ".join(kept) or text
 
 
 def _recent(memory: MemoryService, user_id: str, n: int) -> list[str]:
@@ -81,6 +89,17 @@ def _recent(memory: MemoryService, user_id: str, n: int) -> list[str]:
     )
     with Session(memory.engine) as session:
         return list(session.exec(query).all())
+
+
+def _one_per_text(ids: Sequence[str], rows: dict[str, tuple[str | None, str, str]]) -> list[str]:
+    """``ids`` without later copies of a text, as ``MemoryService.search`` returns them."""
+    seen: set[str] = set()
+    out = []
+    for i in ids:
+        if rows[i][2] not in seen:
+            seen.add(rows[i][2])
+            out.append(i)
+    return out
 
 
 def _recall10(ids: Sequence[str], external: dict[str, str | None], gold: Sequence[str]) -> float:
@@ -101,7 +120,15 @@ def fusion_sweep(
     """
     s = memory.settings
     current = Candidate(
-        "current settings", s.rrf_k, s.dense_weight, s.lexical_weight, s.recency_weight, s.fetch_k
+        "current settings",
+        s.rrf_k,
+        s.dense_weight,
+        s.lexical_weight,
+        s.recency_weight,
+        s.fetch_k,
+        strip_stopwords=not s.hybrid_lexical_stopwords,
+        user_said=s.user_said_prior,
+        question=s.question_prior,
     )
     candidates = (current, *CANDIDATES)
     fetch = max(c.fetch_k for c in candidates)
@@ -129,6 +156,10 @@ def fusion_sweep(
     ids = {i for c in cache for ranking in c.values() for i in ranking}
     with Session(memory.engine) as session:
         links = session.exec(select(MemorySource).where(col(MemorySource.memory_id).in_(ids))).all()
+        facts = {
+            r.id: (r.speaker, r.text, r.content_hash)
+            for r in session.exec(select(Memory).where(col(Memory.id).in_(ids))).all()
+        }
     external = {link.memory_id: link.external_id for link in links}
     users = sorted(user_ids)
     dev = set(users[0::2])
@@ -143,7 +174,20 @@ def fusion_sweep(
                 {"dense": cand.dense, "lexical": cand.lexical, "recency": cand.recency},
                 rrf_k=cand.rrf_k,
             )
-            ranked = [f.id for f in fused if set(f.ranks) - {"recency"}]
+            fused = [f for f in fused if set(f.ranks) - {"recency"}]
+            if cand.user_said or cand.question:
+                priors = {
+                    f.id: memory_prior(
+                        facts[f.id][0],
+                        facts[f.id][1],
+                        user_said=cand.user_said,
+                        question=cand.question,
+                    )
+                    for f in fused
+                }
+                unit = max(cand.dense, cand.lexical) / (cand.rrf_k + 1)
+                fused = apply_priors(fused, priors, unit=unit)
+            ranked = _one_per_text([f.id for f in fused], facts)
             scores.append((q.user in dev, _recall10(ranked, external, q.gold)))
         dev_s = [v for is_dev, v in scores if is_dev]
         test_s = [v for is_dev, v in scores if not is_dev]
@@ -157,6 +201,7 @@ def fusion_sweep(
             }
         )
     fused_rows = [r for r in rows[1:] if r["params"]["lexical"] > 0]
+    ablation = next(r for r in rows if r["setting"].startswith("dense + priors"))
     best = max(fused_rows, key=lambda r: (r["dev"] or 0.0, -rows.index(r)))
     return {
         "rows": rows,
@@ -166,6 +211,7 @@ def fusion_sweep(
             "test": best["test"],
             "current_test": rows[0]["test"],
             "dense_test": rows[1]["test"],
+            "dense_priors_test": ablation["test"],
         },
     }
 
@@ -183,6 +229,7 @@ def sweep_table(sweep: dict[str, Any]) -> str:
     c = sweep["chosen"]
     lines.append(
         f"    best fused setting on dev: {c['setting']} → test {c['test']} "
-        f"(current settings {c['current_test']}, dense alone {c['dense_test']})"
+        f"(current settings {c['current_test']}, dense alone {c['dense_test']}, "
+        f"dense + priors {c['dense_priors_test']})"
     )
     return "\n".join(lines)

@@ -1,8 +1,14 @@
 """Composing what is sent to the model (pure): system prompt, memories, history, budgets.
 
-Priority when the budget is tight, highest first: the new user message, standing
-instructions and the preferred name (never cut), memories (best first, up to the memory
-budget), then thread history (newest first, up to the history budget).
+Priority when the budget is tight, highest first:
+
+1. the new user message;
+2. the profile's directives (name, language, tone, length, formatting) and the standing
+   instructions: never cut;
+3. the learned instruction block (bounded in size when it is created);
+4. memories, best first, up to the memory budget;
+5. style hints, then interests, up to the profile budget;
+6. thread history, newest first, up to the history budget and what is left of the context.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any
 
 from graph.prompts import MemoryVar, PromptLibrary, SystemPromptVars
 from graph.state import MemoryItem
+from memory.persona import directives, instruction_texts
+from memory.style import style_hints
 
 SYSTEM_PROMPT = "system"
 
@@ -46,25 +54,46 @@ def compose(
     history_budget: int,
     context_window: int,
     max_tokens: int,
+    learned: str | None = None,
+    profile_budget: int = 150,
 ) -> Composed:
     """Build the system prompt and the message list within the token budgets.
 
-    ``history`` is the thread in order, its last item the new user message.
+    ``history`` is the thread in order, its last item the new user message; ``learned``
+    is the user's active learned instruction block.
     """
     kept_memories: list[MemoryItem] = []
     used = 0
     for mem in memories:
-        cost = count_tokens(mem["text"]) + 8
+        cost = count_tokens(f"- {mem['date']}: {mem['text']}\n")  # the line as rendered
         if used + cost > memory_budget:
             continue
         kept_memories.append(mem)
         used += cost
 
+    hints: list[str] = []
+    interests: list[str] = []
+    spent_profile = 0
+    for hint in style_hints(profile.get("style", {})):
+        cost = count_tokens(hint) + 2
+        if spent_profile + cost <= profile_budget:
+            hints.append(hint)
+            spent_profile += cost
+    for topic in reversed(profile.get("interests", [])):  # newest first
+        cost = count_tokens(topic) + 1
+        if spent_profile + cost <= profile_budget:
+            interests.append(topic)
+            spent_profile += cost
+
     variables = SystemPromptVars(
         today=today.strftime("%A %d %B %Y"),
         preferred_name=profile.get("preferred_name"),
-        instructions=list(profile.get("instructions", [])),
+        directives=directives(profile),
+        instructions=instruction_texts(profile),
+        learned=learned,
         memories=[MemoryVar(text=m["text"], date=m["date"], role=m["role"]) for m in kept_memories],
+        style_hints=hints,
+        interests=interests,
         client_system=client_system,
     )
     system_prompt = prompts.render(SYSTEM_PROMPT, version, dict(variables))

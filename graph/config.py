@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 class GraphSettings(BaseModel):
     """Prompt versions, budgets and thread-state storage for the per-turn graph."""
 
-    prompt_version: str = "v1"
+    prompt_version: str = "v2"
     """Active version of ``graph/prompts/system/``; recorded on every turn."""
 
     checkpoint_url: str | None = None
@@ -20,6 +20,10 @@ class GraphSettings(BaseModel):
 
     memory_token_budget: int = Field(default=384, ge=0)
     """Tokens the recalled memories may take in the system prompt."""
+
+    profile_token_budget: int = Field(default=150, ge=0)
+    """Tokens the profile's style hints and interests may take (directives and standing
+    instructions are never cut and do not count against it)."""
 
     history_token_budget: int = Field(default=1536, ge=64)
     """Tokens the thread history may take; older messages are dropped first."""

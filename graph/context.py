@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from adapters.backend import ChatBackend
 from graph.config import GraphSettings
 from graph.prompts import PromptLibrary
-from memory.records import utcnow
+from memory.records import Turn, utcnow
 from memory.service import MemoryService
 from memory.store import RecordStore
+
+AfterTurn = Callable[[Turn, Turn, Sequence[dict[str, str]]], None]
+"""``(user_turn, assistant_turn, prompt_messages)``: called in a thread once a turn is
+recorded and indexed. The API's keeps the prompt as sent and enqueues distillation."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,8 @@ class Services:
     settings: GraphSettings
     memory: MemoryService
     clock: Callable[[], datetime] = field(default=utcnow)
+    after_turn: AfterTurn | None = None
+    """``None`` (tests, benchmarks, local chat): distill inline instead."""
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ from graph.context import TurnContext
 from graph.conversation import conversation_hash
 from graph.routing import AUTO_MODEL, choose_route
 from graph.state import MemoryItem, TurnState, Usage
+from memory.forget import forget
 from memory.instructions import detect_instructions
-from memory.profile import apply_updates
+from memory.persona import apply_updates
 from memory.records import Turn
 from tools.memory import MEMORY_TOOLS
 
@@ -66,34 +67,42 @@ async def load_context(state: TurnState, runtime: Runtime[TurnContext]) -> dict[
         "usage": None,
         "profile": user.profile,
         "profile_version": user.profile_version,
+        "learned": user.learned,
         "adapter": user.adapter,
         "group_adapter": user.group_adapter,
     }
 
 
 async def apply_instructions(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-    """Apply explicit instructions in the new message to the profile, now."""
+    """Apply explicit instructions in the new message to the profile, now.
+
+    "Forget that I …" deletes the memories that say so before ``recall`` runs. A dry run
+    (prompt preview) shows the effect without storing it.
+    """
     updates = detect_instructions(_new_message(state))
     if not updates:
         return {"profile_updates": []}
     ctx = runtime.context
+    applied = [asdict(u) for u in updates]
     if ctx.dry_run:
         profile, version = apply_updates(state.profile, updates), state.profile_version
-    else:
-        profile, version = await ctx.services.store.save_profile_updates(
-            ctx.user_id, updates, source_turn_id=state.user_turn_id or None
-        )
-    return {
-        "profile": profile,
-        "profile_version": version,
-        "profile_updates": [asdict(u) for u in updates],
-    }
+        return {"profile": profile, "profile_version": version, "profile_updates": applied}
+    for update, shown in zip(updates, applied, strict=True):
+        if update.op == "forget" and isinstance(update.value, str):
+            shown["forgotten"] = await asyncio.to_thread(
+                forget, ctx.services.memory, ctx.user_id, update.value
+            )
+    profile, version = await ctx.services.store.save_profile_updates(
+        ctx.user_id, updates, source_turn_id=state.user_turn_id or None
+    )
+    return {"profile": profile, "profile_version": version, "profile_updates": applied}
 
 
 async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
     """Search the user's memories for the new message (hybrid: dense, lexical, recency).
 
-    The current thread's turns are left out: they are in the history already.
+    The current thread's turns are left out: they are in the history already; so are
+    turns that gave instructions, which the profile holds.
     """
     ctx = runtime.context
     found = await asyncio.to_thread(
@@ -113,6 +122,9 @@ async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
             score=m.score or 0.0,
         )
         for m in found
+        # Instructions live in the profile (which may have revoked them since): an old
+        # turn that gave one would only contradict it.
+        if not (m.kind == "episodic" and detect_instructions(m.text))
     ]
     return {"memories": memories}
 
@@ -136,6 +148,8 @@ async def compose_prompt(state: TurnState, runtime: Runtime[TurnContext]) -> dic
         client_system=state.client_system,
         count_tokens=services.backend.count_tokens,
         memory_budget=settings.memory_token_budget,
+        profile_budget=settings.profile_token_budget,
+        learned=state.learned,
         history_budget=settings.history_token_budget,
         context_window=settings.context_window,
         max_tokens=state.params.get("max_tokens", 256),
@@ -269,7 +283,11 @@ async def record(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
     # Indexed before the response completes, so the next turn can already find them.
     memory = ctx.services.memory
     await asyncio.to_thread(memory.index_turns, [user_turn, assistant_turn])
-    await asyncio.to_thread(memory.distill, user_turn)
+    if ctx.services.after_turn is not None:  # the API: keep the prompt, enqueue distillation
+        hook = ctx.services.after_turn
+        await asyncio.to_thread(hook, user_turn, assistant_turn, state.prompt_messages)
+    else:
+        await asyncio.to_thread(memory.distill, user_turn)
     return {}
 
 

@@ -29,17 +29,44 @@ class MemoryVar(TypedDict):
 
 
 class SystemPromptVars(TypedDict):
-    """The variables every version of the ``system`` prompt may use."""
+    """The variables every version of the ``system`` prompt may use.
+
+    ``directives`` are the profile's preferences as sentences (name, language, tone,
+    formality, length, formatting), ``instructions`` the user's standing rules, ``learned``
+    the user's active learned instruction block (procedural memory), ``style_hints`` and
+    ``interests`` what the profile observed.
+    """
 
     today: str
     preferred_name: str | None
+    directives: list[str]
     instructions: list[str]
+    learned: str | None
     memories: list[MemoryVar]
+    style_hints: list[str]
+    interests: list[str]
     client_system: str | None
+
+
+class ProceduralPromptVars(TypedDict):
+    """The variables of the optimizer's ``procedural_critique``/``procedural_rewrite``.
+
+    ``examples`` are dicts with ``prompt``, ``reply``, ``rating``, ``edited_text`` and
+    ``comment`` (``memory.procedural.FeedbackExample.as_vars``).
+    """
+
+    current: str | None
+    critique: str
+    examples: list[dict[str, Any]]
 
 
 DECLARED_VARIABLES: dict[str, frozenset[str]] = {
     "system": frozenset(SystemPromptVars.__annotations__),
+    "procedural_critique": frozenset({"current", "examples"}),
+    "procedural_rewrite": frozenset(ProceduralPromptVars.__annotations__),
+    # Memory's prompts (memory.extraction.EXTRACTION_PROMPT, memory.summaries.SUMMARY_PROMPT).
+    "extraction": frozenset({"now", "speaker"}),
+    "summary": frozenset(),
 }
 
 

@@ -24,6 +24,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from graph.context import Services, TurnContext
 from graph.conversation import conversation_hash
+from graph.regenerate import RegenerationRequest, regenerate
 from graph.state import GenerationParams, InputState, MemoryItem, Route, TurnState, Usage
 from memory.records import new_id
 
@@ -207,6 +208,30 @@ class TurnRunner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return TurnStream(task=task, queue=queue)
+
+    def start_regeneration(self, request: RegenerationRequest) -> TurnStream:
+        """Regenerate a recorded reply (``graph.regenerate``) in a background task."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        thread_id = request.original.thread_id
+        task = asyncio.create_task(self._regenerate(request, queue), name=f"regenerate:{thread_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return TurnStream(task=task, queue=queue)
+
+    async def _regenerate(
+        self, request: RegenerationRequest, queue: asyncio.Queue[Event]
+    ) -> TurnResult:
+        lock = self._locks.setdefault(request.original.thread_id, asyncio.Lock())
+        try:
+            async with lock:
+                result = await regenerate(
+                    self, request, lambda text: queue.put_nowait(TokenEvent(text))
+                )
+        except BaseException as exc:
+            queue.put_nowait(ErrorEvent(exc))
+            raise
+        queue.put_nowait(DoneEvent(result))
+        return result
 
     async def run(self, user_id: str, request: TurnRequest) -> TurnResult:
         """Run a turn to the end and return its result."""

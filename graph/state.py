@@ -80,6 +80,8 @@ class TurnState(InputState):
 
     profile: dict[str, Any] = field(default_factory=dict)
     profile_version: int = 0
+    learned: str | None = None
+    """The user's active learned instruction block (procedural memory), if any."""
     adapter: str | None = None
     group_adapter: str | None = None
     profile_updates: list[dict[str, Any]] = field(default_factory=list)

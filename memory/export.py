@@ -7,7 +7,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
-from memory.records import Feedback, Profile, ProfileChange, Thread, Turn, User
+from memory import procedural
+from memory import profile as profiles
+from memory.records import Feedback, Profile, ProfileChange, ProfileVersion, Thread, Turn, User
 from memory.service import MemoryService
 
 
@@ -34,6 +36,12 @@ def export_user(engine: Engine, memory: MemoryService, user_id: str) -> dict[str
             .where(ProfileChange.user_id == user_id)
             .order_by(col(ProfileChange.created_at))
         ).all()
+        versions = session.exec(
+            select(ProfileVersion)
+            .where(ProfileVersion.user_id == user_id)
+            .order_by(col(ProfileVersion.version))
+        ).all()
+        blocks = procedural.list_blocks(session, user_id=user_id)
         out: dict[str, Any] = {
             "user": _dump(user),
             "threads": [_dump(t) for t in threads],
@@ -41,6 +49,8 @@ def export_user(engine: Engine, memory: MemoryService, user_id: str) -> dict[str
             "feedback": [_dump(f) for f in feedback],
             "profile": _dump(profile) if profile else None,
             "profile_history": [_dump(c) for c in changes],
+            "profile_versions": [_dump(v) for v in versions],
+            "instruction_blocks": [_dump(b) for b in blocks],
         }
     memories: list[dict[str, Any]] = []
     offset = 0
@@ -67,6 +77,7 @@ def delete_turn(engine: Engine, memory: MemoryService, user_id: str, turn_id: st
         thread_id = turn.thread_id
     memory.delete_for_turns(user_id, [turn_id])
     with Session(engine) as session:
+        profiles.forget_turns(session, user_id=user_id, turn_ids=[turn_id])
         session.exec(delete(Feedback).where(col(Feedback.turn_id) == turn_id))
         session.exec(delete(Turn).where(col(Turn.id) == turn_id))
         session.commit()

@@ -25,7 +25,6 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any, Literal, Protocol
 
 import jinja2
@@ -130,41 +129,11 @@ class RuleExtractor:
         return self.extract(text, speaker=speaker, at=at)
 
 
-EXTRACT_MEMORIES_PROMPT_NAME = "extract_memories"
-EXTRACT_MEMORIES_PROMPT_VERSION = "v1"
-# Jinja2, variables ``now`` (ISO timestamp of the turn) and ``speaker``; to be moved to
-# graph/prompts/extract_memories/v1.md.
-EXTRACT_MEMORIES_PROMPT = """\
-You extract long-term memories about a user from one chat message.
-
-The message below was written by the {{ speaker }} at {{ now }}.
-{% if speaker == "assistant" %}
-It is the assistant's reply: extract only facts about the user that it states as already \
-known (for example "since you live in Lisbon"), never the assistant's own opinions, \
-suggestions or questions.
-{% endif %}
-
-Return a JSON object {"memories": [...]} with one entry per durable item:
-- kind: "fact" (true about the user: home, work, family, pets, health, age, languages), \
-"preference" (likes, dislikes, favorites, how they like things done) or "instruction" \
-(a standing rule for how the assistant should behave from now on).
-- text: one self-contained sentence in the third person starting with "The user", e.g. \
-"The user lives in Lisbon.", "The user dislikes sushi.", "The user wants the assistant to \
-answer in French." Replace relative dates ("last week") with absolute dates computed from \
-the message time.
-- slot: a short key naming what the item is about, so that a later contradicting item can \
-replace it: home_city, hometown, job, employer, name, age, birthday, diet, partner_name, \
-marital_status, native_language, pet:<species>:name, favorite:<thing>, likes:<thing>, \
-dislikes:<thing> (the same <thing> for both), speaks:<language>, learning:<subject>, \
-allergy:<thing>, preferred_name, response_language, response_length. Use null when \
-nothing could contradict the item.
-- valid_from: the date (YYYY-MM-DD) the item became true if the message states one, \
-else null.
-
-Only what the message says about the user themselves: skip questions, hypotheticals, \
-other people's facts, small talk and one-off requests, and skip anything the user says is \
-no longer true. If there is nothing to remember, return {"memories": []}.
-"""
+EXTRACTION_PROMPT = "extraction"
+"""The LLM extractor's system prompt: ``graph/prompts/extraction/v<N>.md``, a Jinja2 template
+with variables ``now`` (ISO time of the turn) and ``speaker``. ``memory`` does not import
+``graph``: the wiring (``api/services.py``) loads the template and passes its text in."""
+EXTRACTION_PROMPT_VERSION = "v1"
 
 
 class ExtractedMemory(BaseModel):
@@ -192,18 +161,32 @@ class LLMExtractor:
     warning and return what ``fallback`` (the rules, by default) finds instead.
     """
 
-    def __init__(self, chat_model: BaseChatModel, *, fallback: Extractor | None = None) -> None:
-        """Use ``chat_model`` (temperature 0 recommended); ``fallback`` on its failures."""
+    def __init__(
+        self,
+        chat_model: BaseChatModel,
+        *,
+        prompt_template: str,
+        fallback: Extractor | None = None,
+    ) -> None:
+        """Use ``chat_model`` (temperature 0 recommended); ``fallback`` on its failures.
+
+        Args:
+            chat_model: The model asked for the memories.
+            prompt_template: The system prompt's Jinja2 source (``EXTRACTION_PROMPT``),
+                with variables ``now`` and ``speaker``.
+            fallback: The extractor used when the model fails (the rules by default).
+        """
         self.chat_model = chat_model
         self.fallback: Extractor = fallback or RuleExtractor()
         self._runnable = _structured(chat_model)
+        self._template = _compile(prompt_template)
 
     def extract(self, text: str, *, speaker: str, at: datetime) -> list[Candidate]:
         """See :meth:`Extractor.extract`."""
         if speaker not in ("user", "assistant") or not text.strip():
             return []
         try:
-            result = self._runnable.invoke(_messages(text, speaker=speaker, at=at))
+            result = self._runnable.invoke(self._messages(text, speaker=speaker, at=at))
             return _candidates(result, speaker=speaker, at=at)
         except Exception as exc:  # any model or output failure: the rules still work
             _warn(exc)
@@ -214,11 +197,18 @@ class LLMExtractor:
         if speaker not in ("user", "assistant") or not text.strip():
             return []
         try:
-            result = await self._runnable.ainvoke(_messages(text, speaker=speaker, at=at))
+            result = await self._runnable.ainvoke(self._messages(text, speaker=speaker, at=at))
             return _candidates(result, speaker=speaker, at=at)
         except Exception as exc:  # any model or output failure: the rules still work
             _warn(exc)
         return await self.fallback.aextract(text, speaker=speaker, at=at)
+
+    def _messages(self, text: str, *, speaker: str, at: datetime) -> list[BaseMessage]:
+        now = at.isoformat(timespec="minutes")
+        system = self._template.render(speaker=speaker, now=now).strip()
+        # Resolved dates help a small model: "last week (around 2026-11-15)".
+        annotated = " ".join(resolve_relative_dates(s, at)[0] for s in split_sentences(text))
+        return [SystemMessage(system), HumanMessage(annotated or text)]
 
 
 def make_extractor(
@@ -229,6 +219,7 @@ def make_extractor(
     api_key: str | None,
     timeout: float = 30.0,
     max_retries: int = 2,
+    prompt_template: str | None = None,
 ) -> Extractor:
     """The extractor a deployment configured.
 
@@ -240,9 +231,10 @@ def make_extractor(
             from the environment here).
         timeout: Seconds per request.
         max_retries: Retries per request before falling back to the rules.
+        prompt_template: The ``EXTRACTION_PROMPT`` template's text; required for ``llm``.
 
     Raises:
-        ValueError: ``llm`` without a model name, or an unknown kind.
+        ValueError: ``llm`` without a model name or prompt, or an unknown kind.
     """
     if kind == "rules":
         return RuleExtractor()
@@ -250,6 +242,8 @@ def make_extractor(
         raise ValueError(f"unknown extractor kind {kind!r}")
     if not model:
         raise ValueError("the llm extractor needs a model name")
+    if not prompt_template:
+        raise ValueError("the llm extractor needs its prompt template")
     from langchain_openai import ChatOpenAI  # heavy import, only where configured
 
     chat = ChatOpenAI(
@@ -260,7 +254,7 @@ def make_extractor(
         timeout=timeout,
         max_retries=max_retries,
     )
-    return LLMExtractor(chat)
+    return LLMExtractor(chat, prompt_template=prompt_template)
 
 
 def extract_memories(
@@ -294,19 +288,12 @@ def _parse_reply(message: BaseMessage) -> ExtractedMemories:
     return ExtractedMemories.model_validate_json(text[start : end + 1])
 
 
-@cache
-def _prompt() -> jinja2.Template:
+def _compile(source: str) -> jinja2.Template:
+    # The same options as graph.prompts.PromptLibrary, so both render a template alike.
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True
     )
-    return env.from_string(EXTRACT_MEMORIES_PROMPT)
-
-
-def _messages(text: str, *, speaker: str, at: datetime) -> list[BaseMessage]:
-    system = _prompt().render(speaker=speaker, now=at.isoformat(timespec="minutes")).strip()
-    # Resolved dates help a small model: "last week (around 2026-11-15)".
-    annotated = " ".join(resolve_relative_dates(s, at)[0] for s in split_sentences(text))
-    return [SystemMessage(system), HumanMessage(annotated or text)]
+    return env.from_string(source)
 
 
 def _candidates(result: object, *, speaker: str, at: datetime) -> list[Candidate]:

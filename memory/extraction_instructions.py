@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from memory.extraction_text import FLAGS, Statement, words
-from memory.instructions import detect_instructions
+from memory.instructions import ProfileUpdate, detect_instructions
 
 _IMPERATIVE = words(
     "answer reply respond write talk speak use be keep give include add show explain call "
@@ -83,7 +83,7 @@ def match_instructions(sentence: str) -> list[Statement]:
         elif update.field == "preferred_name":
             text = "The user does not want to be called by a nickname."
             found.append(("instruction", text, _NAME))
-        elif update.value and (rule := _imperative(update.value)):
+        elif update.op in ("set", "add") and (rule := _imperative(_said(update))):
             found.append(_instruction(rule))
     if found:
         return found
@@ -104,6 +104,13 @@ def match_instructions(sentence: str) -> list[Statement]:
 
 _NAME = "preferred_name"
 _LENGTH = "response_length"
+
+
+def _said(update: ProfileUpdate) -> str:
+    """The instruction an update came from, as a command ("answer in French")."""
+    if update.rule:
+        return update.rule
+    return update.value if isinstance(update.value, str) else ""
 
 
 def _imperative(rule: str) -> str | None:

@@ -70,6 +70,26 @@ def query_terms(text: str) -> list[str]:
     return list(terms)
 
 
+_STOPWORD_TEXT = (
+    "a about again am an and any are as at be been before did do does for from had have "
+    "how i i'm i've in is it its me my now of on or our re remind s since so tell that the "
+    "these this to us was we were what when where which who whom why with you your"
+)
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+"""English function words: they match most memories, so they cost time and add little."""
+
+
+def strip_stopwords(text: str) -> str:
+    """``text``'s words without ``STOPWORDS``; ``text`` itself when nothing else is left.
+
+    Hybrid search queries the lexical index with this: the OR query over content words
+    alone touches far fewer rows (faster) and ranked better on the eval's dev users.
+    """
+    words = re.findall(r"[\w'-]+", text)
+    kept = [w for w in words if w.lower() not in STOPWORDS]
+    return " ".join(kept) or text
+
+
 def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
     unique = list(dict.fromkeys(items))
     for i in range(0, len(unique), _CHUNK):

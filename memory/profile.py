@@ -1,29 +1,30 @@
-"""Persona profiles: applying updates with a recorded history of every change."""
+"""Persona profiles in the database: updates with a recorded history, versions, rollback.
+
+Every change bumps the profile's version, logs one :class:`ProfileChange` per field (what
+changed, why, from which turn) and keeps the whole document as a :class:`ProfileVersion`,
+so any version can be shown and restored. Restoring is itself a change, never a rewrite
+of history.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, func, select
 
 from memory.instructions import ProfileUpdate
-from memory.records import Profile, ProfileChange, utcnow
+from memory.persona import FIELDS, MAX_INTERESTS, apply_updates, normalize
+from memory.records import Profile, ProfileChange, ProfileVersion, Turn, utcnow
+from memory.style import compute_style, interests_in
+
+STYLE_WINDOW = 200
+"""How many of the user's latest messages the style statistics are computed from."""
 
 
-def apply_updates(data: dict[str, Any], updates: Sequence[ProfileUpdate]) -> dict[str, Any]:
-    """Return a new profile document with ``updates`` applied (pure)."""
-    out = {**data, "instructions": list(data.get("instructions", []))}
-    for update in updates:
-        if update.op == "set":
-            out[update.field] = update.value
-        elif update.op == "unset":
-            out.pop(update.field, None)
-        elif update.op == "add" and update.value not in out[update.field]:
-            out[update.field].append(update.value)
-    if not out["instructions"]:
-        del out["instructions"]
-    return out
+class ProfileVersionNotFoundError(LookupError):
+    """The user's profile never had that version."""
 
 
 def save_updates(
@@ -33,29 +34,192 @@ def save_updates(
     updates: Sequence[ProfileUpdate],
     source_turn_id: str | None,
 ) -> Profile:
-    """Apply ``updates`` to the stored profile, bump its version and log each change."""
+    """Apply ``updates`` to the stored profile; on any change bump its version and log it."""
     profile = session.get(Profile, user_id)
+    before = normalize(profile.data) if profile is not None else {}
+    after = apply_updates(before, updates, source_turn_id=source_turn_id)
+    reasons = "; ".join(u.reason for u in updates if u.field != "memories")
+    return _store(session, user_id, profile, before, after, reasons, source_turn_id)
+
+
+def replace(session: Session, *, user_id: str, data: dict[str, Any], reason: str) -> Profile:
+    """Store ``data`` as the user's whole profile (an edit or a restore), logged per field."""
+    profile = session.get(Profile, user_id)
+    before = normalize(profile.data) if profile is not None else {}
+    after = {k: v for k, v in normalize(data).items() if v not in ({}, [], None)}
+    return _store(session, user_id, profile, before, after, reason, None)
+
+
+def _store(
+    session: Session,
+    user_id: str,
+    profile: Profile | None,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    reason: str,
+    source_turn_id: str | None,
+    *,
+    redact: bool = False,
+) -> Profile:
     if profile is None:
         profile = Profile(user_id=user_id, data={}, version=0)
         session.add(profile)
-    before = dict(profile.data)
-    after = apply_updates(before, updates)
     if after == before:
         return profile
     profile.version += 1
     profile.data = after
     profile.updated_at = utcnow()
-    for update in updates:
-        session.add(
-            ProfileChange(
-                user_id=user_id,
-                version=profile.version,
-                field=update.field,
-                old_value=before.get(update.field),
-                new_value=after.get(update.field),
-                reason=update.reason,
-                source_turn_id=source_turn_id,
+    for field in sorted(set(before) | set(after), key=_field_order):
+        if before.get(field) != after.get(field):
+            session.add(
+                ProfileChange(
+                    user_id=user_id,
+                    version=profile.version,
+                    field=field,
+                    old_value=None if redact else before.get(field),
+                    new_value=after.get(field),
+                    reason=reason[:500] or "updated",
+                    source_turn_id=source_turn_id,
+                )
             )
+    session.add(
+        ProfileVersion(
+            user_id=user_id, version=profile.version, data=after, reason=reason[:500] or "updated"
         )
+    )
     session.flush()
     return profile
+
+
+def _field_order(name: str) -> int:
+    return FIELDS.index(name) if name in FIELDS else len(FIELDS)
+
+
+def restore(session: Session, *, user_id: str, version: int) -> Profile:
+    """Make the profile as it was at ``version`` again, as a new version.
+
+    Raises:
+        ProfileVersionNotFoundError: The profile never had ``version`` (``0`` is the empty
+            profile before any change, and always exists).
+    """
+    if version == 0:
+        data: dict[str, Any] = {}
+    else:
+        snapshot = session.get(ProfileVersion, (user_id, version))
+        if snapshot is None:
+            raise ProfileVersionNotFoundError(
+                f"the profile has no version {version}; GET the profile's history for the "
+                "versions it has"
+            )
+        data = dict(snapshot.data)
+    current = session.get(Profile, user_id)
+    if current is not None and "style" in current.data:
+        data["style"] = current.data["style"]  # statistics are measured, not restored
+    return replace(session, user_id=user_id, data=data, reason=f"restored version {version}")
+
+
+def history(
+    session: Session, *, user_id: str, limit: int = 100, before_version: int | None = None
+) -> list[ProfileChange]:
+    """The latest changes to the user's profile, newest first."""
+    query = select(ProfileChange).where(ProfileChange.user_id == user_id)
+    if before_version is not None:
+        query = query.where(col(ProfileChange.version) < before_version)
+    query = query.order_by(col(ProfileChange.version).desc(), col(ProfileChange.field))
+    return list(session.exec(query.limit(limit)))
+
+
+def refresh_style(session: Session, *, user_id: str, window: int = STYLE_WINDOW) -> Profile:
+    """Recompute style statistics and interests from the user's latest ``window`` messages.
+
+    Saved (as a new version) only when a rounded statistic changed or a new interest
+    appeared; interests the user removed by editing the profile are not re-added from
+    messages older than that edit.
+    """
+    rows = session.exec(
+        select(Turn.content, Turn.created_at)
+        .where(Turn.user_id == user_id, Turn.role == "user")
+        .order_by(col(Turn.created_at).desc())
+        .limit(window)
+    ).all()
+    profile = session.get(Profile, user_id)
+    if not rows:
+        return profile or Profile(user_id=user_id, data={}, version=0)
+    before = normalize(profile.data) if profile is not None else {}
+    texts = [content for content, _ in reversed(rows)]
+    after = {**before, "style": compute_style(texts)}
+    edited = _last_interest_edit(session, user_id)
+    fresh = [content for content, at in reversed(rows) if edited is None or at > edited]
+    known = {t.lower() for t in before.get("interests", [])}
+    new = [t for t in interests_in(fresh) if t not in known]
+    if new:
+        after["interests"] = [*before.get("interests", []), *new][-MAX_INTERESTS:]
+    reason = f"style recomputed from {len(texts)} messages" + (
+        f"; interests noticed: {', '.join(new)}" if new else ""
+    )
+    return _store(session, user_id, profile, before, after, reason, None)
+
+
+def _last_interest_edit(session: Session, user_id: str) -> datetime | None:
+    return session.exec(
+        select(func.max(ProfileChange.created_at)).where(
+            ProfileChange.user_id == user_id,
+            ProfileChange.field == "interests",
+            col(ProfileChange.reason).not_like("style recomputed%"),
+        )
+    ).one()
+
+
+def forget_turns(session: Session, *, user_id: str, turn_ids: Sequence[str]) -> Profile | None:
+    """Remove from the profile, and from its history, everything those turns caused.
+
+    Instructions whose source is one of ``turn_ids`` go, and so does a field whose current
+    value was set by one of them. The change rows those turns caused are deleted and the
+    same values are scrubbed from the stored versions, so the deleted words survive
+    nowhere. The removal itself is recorded as a new version.
+    """
+    gone = set(turn_ids)
+    caused = list(
+        session.exec(
+            select(ProfileChange).where(
+                ProfileChange.user_id == user_id, col(ProfileChange.source_turn_id).in_(gone)
+            )
+        )
+    )
+    profile = session.get(Profile, user_id)
+    if profile is None:
+        return None
+    current = normalize(profile.data)
+    values = {(c.field, _freeze(c.new_value)) for c in caused}
+    caused_versions = {c.version for c in caused}
+
+    def scrub(data: dict[str, Any]) -> dict[str, Any]:
+        out = normalize(data)
+        rules = [r for r in out.get("instructions", []) if r.get("source_turn_id") not in gone]
+        out["instructions"] = rules
+        for field in list(out):
+            if field != "instructions" and (field, _freeze(out[field])) in values:
+                del out[field]
+        return {k: v for k, v in out.items() if v not in ({}, [], None)}
+
+    after = scrub(current)
+    for change in caused:
+        session.delete(change)
+    for snapshot in session.exec(select(ProfileVersion).where(ProfileVersion.user_id == user_id)):
+        cleaned = scrub(snapshot.data)
+        if cleaned != snapshot.data or snapshot.version in caused_versions:
+            snapshot.data = cleaned
+            if snapshot.version in caused_versions:
+                snapshot.reason = "redacted: its source turn was deleted"
+            session.add(snapshot)
+    session.flush()
+    if after == current:
+        return profile
+    # The old values are what the deleted turn said: the log says what went, not what it was.
+    return _store(
+        session, user_id, profile, current, after, "source turn deleted", None, redact=True
+    )
+
+
+def _freeze(value: Any) -> str:
+    return repr(value)

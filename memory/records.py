@@ -184,6 +184,48 @@ class ProfileChange(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class ProfileVersion(SQLModel, table=True):
+    """The whole profile document as it was at one version, for history and rollback."""
+
+    __tablename__ = "profile_versions"
+
+    user_id: str = Field(foreign_key="users.id", primary_key=True, max_length=40)
+    version: int = Field(primary_key=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    reason: str = Field(max_length=500)
+    created_at: datetime = _ts()
+
+
+class InstructionBlock(SQLModel, table=True):
+    """A version of a user's learned instruction block (procedural memory).
+
+    The optimizer proposes ``candidate`` blocks from the user's feedback; the one that
+    beat the block before it on the user's feedback examples is ``active``; the others are
+    ``rejected`` or, once replaced or rolled back, ``retired``. Every version is kept.
+    """
+
+    __tablename__ = "instruction_blocks"
+    __table_args__ = (sa.UniqueConstraint("user_id", "version", name="uq_blocks_user_version"),)
+
+    id: str = Field(default_factory=lambda: new_id("blk"), primary_key=True, max_length=40)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=40)
+    version: int
+    text: str = Field(sa_type=sa.Text)
+    status: str = Field(max_length=16)
+    """``candidate``, ``active``, ``rejected`` or ``retired``."""
+    parent_id: str | None = Field(default=None, max_length=40)
+    """The block that was active when this one was proposed."""
+    critique: str | None = Field(default=None, sa_type=sa.Text)
+    score: float | None = None
+    """This block's score on the feedback examples it was evaluated on."""
+    baseline_score: float | None = None
+    """The parent's score on the same examples, in the same run."""
+    feedback_ids: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    reason: str = Field(default="", max_length=500)
+    created_at: datetime = _ts()
+    activated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class Memory(SQLModel, table=True):
     """Something Attune remembers about a user, with where it came from and when it held.
 
@@ -197,6 +239,8 @@ class Memory(SQLModel, table=True):
         sa.Index("ix_memories_user_kind", "user_id", "kind"),
         sa.Index("ix_memories_user_hash", "user_id", "content_hash"),
         sa.Index("ix_memories_user_slot", "user_id", "slot"),
+        # Recency ranking and listing: a user's memories newest first (migration 0004).
+        sa.Index("ix_memories_user_created", "user_id", "created_at"),
     )
 
     id: str = Field(default_factory=lambda: new_id("mem"), primary_key=True, max_length=40)

@@ -12,10 +12,12 @@ from memory.keys import display_prefix, generate_key, hash_key
 from memory.records import (
     ApiKey,
     Feedback,
+    InstructionBlock,
     Memory,
     MemorySource,
     Profile,
     ProfileChange,
+    ProfileVersion,
     Thread,
     Turn,
     User,
@@ -103,6 +105,8 @@ def delete_user(session: Session, *, user_id: str) -> list[str]:
     session.exec(delete(Turn).where(col(Turn.user_id) == user_id))
     session.exec(delete(Thread).where(col(Thread.user_id) == user_id))
     session.exec(delete(ProfileChange).where(col(ProfileChange.user_id) == user_id))
+    session.exec(delete(ProfileVersion).where(col(ProfileVersion.user_id) == user_id))
+    session.exec(delete(InstructionBlock).where(col(InstructionBlock.user_id) == user_id))
     session.exec(delete(Profile).where(col(Profile.user_id) == user_id))
     session.exec(delete(ApiKey).where(col(ApiKey.user_id) == user_id))
     session.exec(delete(User).where(col(User.id) == user_id))

@@ -10,81 +10,41 @@ that user itself.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime, timedelta
+from typing import Literal
 
+from langchain_core.language_models import BaseChatModel
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, select
 
 from memory.config import MemorySettings
 from memory.consolidate import Existing, Merge, Supersede, plan
 from memory.extraction import Candidate, Extractor, content_hash
-from memory.fusion import reciprocal_rank_fusion
+from memory.fusion import apply_priors, memory_prior, reciprocal_rank_fusion
 from memory.index import Embedder, IndexEntry, LexicalIndex, VectorIndex
+from memory.lexical import strip_stopwords
 from memory.records import Memory, MemorySource, Turn, utcnow
+from memory.summaries import summarize_session
+from memory.views import MemoryView, NewMemory, SourceRef
+
+__all__ = [
+    "KINDS",
+    "SEMANTIC_KINDS",
+    "MemoryService",
+    "MemoryView",
+    "Mode",
+    "NewMemory",
+    "SourceRef",
+]
 
 log = logging.getLogger(__name__)
 
 SEMANTIC_KINDS = ("fact", "preference", "instruction")
 KINDS = ("episodic", "summary", *SEMANTIC_KINDS)
 Mode = Literal["hybrid", "dense", "lexical"]
-
-
-@dataclass(frozen=True)
-class SourceRef:
-    """A turn a memory came from."""
-
-    turn_id: str
-    external_id: str | None = None
-
-
-@dataclass(frozen=True)
-class NewMemory:
-    """A memory to write."""
-
-    kind: str
-    text: str
-    sources: Sequence[SourceRef] = ()
-    speaker: str | None = None
-    slot: str | None = None
-    thread_id: str | None = None
-    created_at: datetime | None = None
-    valid_from: datetime | None = None
-
-
-@dataclass
-class MemoryView:
-    """A memory as callers see it, with its sources and, from a search, its score."""
-
-    id: str
-    kind: str
-    text: str
-    speaker: str | None
-    sources: list[dict[str, str | None]]
-    created_at: datetime
-    valid_from: datetime
-    invalid_at: datetime | None
-    superseded_by: str | None
-    thread_id: str | None = None
-    score: float | None = None
-    ranks: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "text": self.text,
-            "speaker": self.speaker,
-            "score": self.score,
-            "sources": self.sources,
-            "created_at": self.created_at.isoformat(),
-            "valid_from": self.valid_from.isoformat(),
-            "invalid_at": self.invalid_at.isoformat() if self.invalid_at else None,
-            "superseded_by": self.superseded_by,
-        }
 
 
 class MemoryService:
@@ -100,8 +60,13 @@ class MemoryService:
         extractor: Extractor,
         settings: MemorySettings,
         clock: Callable[[], datetime] = utcnow,
+        summary_prompt: str | None = None,
     ) -> None:
-        """Use ``engine`` for rows and the given indexes; the caller owns them all."""
+        """Use ``engine`` for rows and the given indexes; the caller owns them all.
+
+        ``summary_prompt`` is the rendered ``memory.summaries.SUMMARY_PROMPT``, needed
+        only when sessions are summarized with a chat model.
+        """
         self.engine = engine
         self.embedder = embedder
         self.vectors = vectors
@@ -109,14 +74,24 @@ class MemoryService:
         self.extractor = extractor
         self.settings = settings
         self.clock = clock
+        self.summary_prompt = summary_prompt
+        self._dense_lock = threading.Lock()
+        self._dense_pool: ThreadPoolExecutor | None = None
+        self._dense_pending: set[Future[int]] = set()
 
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
     # ---- writes -------------------------------------------------------------------------
 
-    def add(self, user_id: str, items: Sequence[NewMemory]) -> list[MemoryView]:
-        """Write ``items`` (embedding them in batches) and return them."""
+    def add(
+        self, user_id: str, items: Sequence[NewMemory], *, dense: bool = True
+    ) -> list[MemoryView]:
+        """Write ``items`` (embedding them in batches) and return them.
+
+        With ``dense=False`` only the rows and the lexical index are written; the caller
+        owes an :meth:`index_dense` for them (:meth:`import_turns` schedules it).
+        """
         if not items:
             return []
         now = self.clock()
@@ -134,7 +109,7 @@ class MemoryService:
             )
             for item in items
         ]
-        self._index(user_id, rows)
+        self._index(user_id, rows, dense=dense)
         links = [
             MemorySource(
                 memory_id=row.id, turn_id=s.turn_id, external_id=s.external_id, user_id=user_id
@@ -149,8 +124,11 @@ class MemoryService:
             session.commit()
         return self._views(rows, links)
 
-    def index_turns(self, turns: Sequence[Turn]) -> list[MemoryView]:
-        """Index turns as episodic memories, so they are searchable before the next turn."""
+    def index_turns(self, turns: Sequence[Turn], *, dense: bool = True) -> list[MemoryView]:
+        """Index turns as episodic memories, so they are searchable before the next turn.
+
+        ``dense=False`` writes rows and terms only (see :meth:`add`).
+        """
         by_user: dict[str, list[NewMemory]] = {}
         for t in turns:
             if not t.content.strip():
@@ -165,7 +143,145 @@ class MemoryService:
                     created_at=t.created_at,
                 )
             )
-        return [view for user_id, items in by_user.items() for view in self.add(user_id, items)]
+        return [
+            view
+            for user_id, items in by_user.items()
+            for view in self.add(user_id, items, dense=dense)
+        ]
+
+    def import_turns(self, turns: Sequence[Turn]) -> list[MemoryView]:
+        """Index imported turns the way ``settings.import_dense`` says.
+
+        ``inline``: as :meth:`index_turns`. ``deferred``: rows and terms now (the turns
+        are found by lexical and hybrid search when this returns), vectors by a
+        background thread of this service; :meth:`dense_backlog` counts what is left and
+        :meth:`wait_dense` waits for it.
+        """
+        if self.settings.import_dense == "inline":
+            return self.index_turns(turns)
+        views = self.index_turns(turns, dense=False)
+        user_of = {t.id: t.user_id for t in turns}
+        by_user: dict[str, list[str]] = {}
+        for view in views:  # an episodic memory's one source is its turn
+            by_user.setdefault(user_of[str(view.sources[0]["turn_id"])], []).append(view.id)
+        with self._dense_lock:
+            if self._dense_pool is None:
+                self._dense_pool = ThreadPoolExecutor(1, thread_name_prefix="dense-index")
+            for user_id, ids in by_user.items():
+                future = self._dense_pool.submit(self._index_dense_logged, user_id, ids)
+                self._dense_pending.add(future)
+                future.add_done_callback(self._dense_pending.discard)
+        return views
+
+    def index_dense(self, user_id: str, memory_ids: Sequence[str] | None = None) -> int:
+        """Embed and store vectors for the user's memories (all when ``memory_ids`` is None).
+
+        Idempotent (vectors are upserted); memories deleted meanwhile are skipped.
+        Returns how many were indexed.
+        """
+        query = select(Memory).where(Memory.user_id == user_id)
+        if memory_ids is not None:
+            query = query.where(col(Memory.id).in_(memory_ids))
+        with self._session() as session:
+            rows = list(session.exec(query).all())
+        step = max(self.settings.embed_batch_size * 8, 256)
+        for i in range(0, len(rows), step):
+            chunk = rows[i : i + step]
+            entries = [IndexEntry(r.id, r.text, r.kind, r.created_at.timestamp()) for r in chunk]
+            self.vectors.upsert(user_id, entries, self.embedder.embed([r.text for r in chunk]))
+        return len(rows)
+
+    def _index_dense_logged(self, user_id: str, memory_ids: Sequence[str]) -> int:
+        try:
+            return self.index_dense(user_id, memory_ids)
+        except Exception:
+            log.exception("deferred dense indexing failed for %d memories", len(memory_ids))
+            raise
+
+    def dense_backlog(self, user_id: str) -> int:
+        """How many of the user's memories have no vector yet (deferred indexing)."""
+        with self._session() as session:
+            rows = int(
+                session.exec(
+                    select(func.count()).select_from(Memory).where(Memory.user_id == user_id)
+                ).one()
+            )
+        return max(rows - self.vectors.count(user_id), 0)
+
+    def wait_dense(self, timeout: float | None = None) -> bool:
+        """Wait until deferred dense indexing is done; ``False`` on timeout."""
+        with self._dense_lock:
+            pending = list(self._dense_pending)
+        done, not_done = wait(pending, timeout=timeout)
+        for future in done:
+            future.result()  # re-raise a failure
+        return not not_done
+
+    def summarize_ended_sessions(
+        self,
+        user_id: str,
+        *,
+        idle_after: timedelta,
+        chat_model: BaseChatModel | None = None,
+        limit: int = 100,
+    ) -> list[MemoryView]:
+        """Write a ``summary`` memory for each of the user's ended sessions without one.
+
+        A session (thread) has ended when its last turn is older than ``idle_after``. Its
+        summary's sources are all its turns, its ``created_at`` the last turn's time.
+        Idempotent: a thread that has a summary is skipped, so a re-run (a redelivered
+        task) writes nothing new; a session with nothing worth keeping gets none.
+
+        Args:
+            user_id: Whose sessions.
+            idle_after: How long after its last turn a session counts as ended.
+            chat_model: Writes the summaries with ``summary_prompt``; ``None``: the
+                deterministic extractive summary (``memory.summaries.extractive``).
+            limit: The most sessions summarized in one call (oldest ended first).
+
+        Returns:
+            The summaries written.
+        """
+        cutoff = self.clock() - idle_after
+        last = func.max(Turn.created_at)
+        with self._session() as session:
+            summarized = select(Memory.thread_id).where(
+                Memory.user_id == user_id,
+                Memory.kind == "summary",
+                col(Memory.thread_id).is_not(None),
+            )
+            ended = session.exec(
+                select(Turn.thread_id)
+                .where(Turn.user_id == user_id, col(Turn.thread_id).not_in(summarized))
+                .group_by(col(Turn.thread_id))
+                .having(last <= cutoff)
+                .order_by(last, col(Turn.thread_id))
+                .limit(limit)
+            ).all()
+        written: list[MemoryView] = []
+        for thread_id in ended:
+            with self._session() as session:
+                turns = session.exec(
+                    select(Turn)
+                    .where(Turn.user_id == user_id, Turn.thread_id == thread_id)
+                    .order_by(col(Turn.created_at), col(Turn.id))
+                ).all()
+            text = summarize_session(
+                [(t.role, t.content) for t in turns],
+                chat_model=chat_model,
+                prompt=self.summary_prompt,
+            )
+            if not text or not turns:
+                continue
+            item = NewMemory(
+                kind="summary",
+                text=text,
+                sources=[SourceRef(t.id, t.external_id) for t in turns],
+                thread_id=thread_id,
+                created_at=turns[-1].created_at,
+            )
+            written.extend(self.add(user_id, [item]))
+        return written
 
     def distill(self, turn: Turn) -> list[MemoryView]:
         """Extract semantic memories from a user turn and fold them into what is known.
@@ -291,10 +407,10 @@ class MemoryService:
         self.vectors.delete_user(user_id)
         self.lexical.delete_user(user_id)
 
-    def _index(self, user_id: str, rows: Sequence[Memory]) -> None:
+    def _index(self, user_id: str, rows: Sequence[Memory], *, dense: bool = True) -> None:
         entries = [IndexEntry(r.id, r.text, r.kind, r.created_at.timestamp()) for r in rows]
-        vectors = self.embedder.embed([r.text for r in rows])
-        self.vectors.upsert(user_id, entries, vectors)
+        if dense:
+            self.vectors.upsert(user_id, entries, self.embedder.embed([r.text for r in rows]))
         self.lexical.upsert(user_id, entries)
 
     # ---- reads --------------------------------------------------------------------------
@@ -312,8 +428,11 @@ class MemoryService:
     ) -> list[MemoryView]:
         """The user's memories most relevant to ``query``, best first.
 
-        ``hybrid`` fuses dense, lexical and recency rankings by reciprocal rank; ``dense``
-        and ``lexical`` use one retriever (the baselines of the memory eval).
+        ``hybrid`` fuses dense, lexical (on the query's content words, unless
+        ``hybrid_lexical_stopwords``) and recency rankings by reciprocal rank, then
+        applies the priors (``user_said_prior``, ``question_prior``); ``dense`` and
+        ``lexical`` use one retriever (the baselines of the memory eval). In every mode a
+        text repeated in several memories is returned once (its best-ranked copy).
         """
         s = self.settings
         fetch = max(s.fetch_k, k)
@@ -324,8 +443,11 @@ class MemoryService:
                 h.memory_id for h in self.vectors.query(user_id, vector, k=fetch, kinds=kinds)
             ]
         if mode in ("hybrid", "lexical"):
+            terms = query
+            if mode == "hybrid" and not s.hybrid_lexical_stopwords:
+                terms = strip_stopwords(query)
             rankings["lexical"] = [
-                h.memory_id for h in self.lexical.query(user_id, query, k=fetch, kinds=kinds)
+                h.memory_id for h in self.lexical.query(user_id, terms, k=fetch, kinds=kinds)
             ]
         if mode == "hybrid" and s.recency_weight > 0:
             rankings["recency"] = self._recent_ids(user_id, fetch, kinds)
@@ -337,13 +459,28 @@ class MemoryService:
         # Recency alone is a tie-breaker, not evidence of relevance.
         fused = [f for f in fused if set(f.ranks) - {"recency"}]
         rows = self._rows(user_id, [f.id for f in fused])
+        if mode == "hybrid" and (s.user_said_prior or s.question_prior):
+            priors = {
+                i: memory_prior(
+                    r.speaker, r.text, user_said=s.user_said_prior, question=s.question_prior
+                )
+                for i, r in rows.items()
+            }
+            unit = max(s.dense_weight, s.lexical_weight) / (s.rrf_k + 1)
+            fused = apply_priors(fused, priors, unit=unit)
         kept: list[tuple[Memory, float, dict[str, int]]] = []
+        seen_texts: set[str] = set()
         for f in fused:
             row = rows.get(f.id)
             if row is None or (row.invalid_at is not None and not include_invalid):
                 continue
             if exclude_thread_id is not None and row.thread_id == exclude_thread_id:
                 continue
+            # The same words said twice are one result: the best-ranked copy (and its
+            # sources) stands for the rest, so repeats cannot crowd out other memories.
+            if row.content_hash in seen_texts:
+                continue
+            seen_texts.add(row.content_hash)
             kept.append((row, f.score, f.ranks))
             if len(kept) >= k:
                 break
@@ -362,11 +499,12 @@ class MemoryService:
     def _rows(self, user_id: str, ids: Sequence[str]) -> dict[str, Memory]:
         if not ids:
             return {}
+        # By primary key alone, the owner checked here: with ``user_id`` in the WHERE
+        # clause SQLite picks a (user_id, ...) index and reads every memory of the user
+        # (100 ms at 100k memories) instead of looking up ``len(ids)`` keys.
         with self._session() as session:
-            rows = session.exec(
-                select(Memory).where(Memory.user_id == user_id, col(Memory.id).in_(ids))
-            ).all()
-        return {r.id: r for r in rows}
+            rows = session.exec(select(Memory).where(col(Memory.id).in_(ids))).all()
+        return {r.id: r for r in rows if r.user_id == user_id}
 
     def _links(self, ids: Sequence[str]) -> list[MemorySource]:
         with self._session() as session:

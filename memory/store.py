@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from memory import procedural, repo
 from memory import profile as profiles
-from memory import repo
 from memory.instructions import ProfileUpdate
 from memory.records import Thread, Turn
 
@@ -29,6 +29,7 @@ class UserContext:
     user_id: str
     profile: dict[str, Any] = field(default_factory=dict)
     profile_version: int = 0
+    learned: str | None = None
     adapter: str | None = None
     group_adapter: str | None = None
 
@@ -65,6 +66,7 @@ class RecordStore:
                 user_id=user_id,
                 profile=dict(prof.data),
                 profile_version=prof.version,
+                learned=procedural.active_text(s, user_id=user_id),
                 adapter=user.adapter_name,
                 group_adapter=repo.group_adapter(s, group_id=user.group_id),
             )

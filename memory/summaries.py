@@ -19,14 +19,11 @@ from memory.extraction_text import split_sentences
 
 log = logging.getLogger(__name__)
 
-SUMMARIZE_SESSION_PROMPT_NAME = "summarize_session"
-SUMMARIZE_SESSION_PROMPT_VERSION = "v1"
-# Plain text, no variables; to be moved to graph/prompts/summarize_session/v1.md.
-SUMMARIZE_SESSION_PROMPT = """\
-Summarize the conversation below for the assistant's long-term memory, in at most three \
-sentences of plain text. Say what the user wanted, what was decided or answered, and any \
-new fact about the user. Write about "the user" in the third person. No preamble, no lists.
-"""
+SUMMARY_PROMPT = "summary"
+"""The summary model's system prompt: ``graph/prompts/summary/v<N>.md``, plain text with no
+variables. ``memory`` does not import ``graph``: the wiring (``api/services.py``) renders
+it and passes the text in."""
+SUMMARY_PROMPT_VERSION = "v1"
 
 _TURN_CHARS = 1000
 _TRANSCRIPT_CHARS = 16000
@@ -39,6 +36,7 @@ def summarize_session(
     turns: Sequence[tuple[str, str]],
     *,
     chat_model: BaseChatModel | None = None,
+    prompt: str | None = None,
     max_chars: int = 600,
 ) -> str:
     """A short summary of a finished session.
@@ -47,14 +45,20 @@ def summarize_session(
         turns: ``(role, text)`` pairs in order; roles ``user`` and ``assistant``.
         chat_model: Writes the summary when given; otherwise (or on its failure) the
             summary is extractive.
+        prompt: The system prompt for ``chat_model`` (the rendered ``SUMMARY_PROMPT``);
+            required with a chat model.
         max_chars: The most characters the summary may have.
 
     Returns:
         The summary; empty when the session has nothing worth keeping.
+
+    Raises:
+        ValueError: A chat model without a prompt.
     """
     if chat_model is not None and turns:
+        messages = _messages(turns, _require(prompt))
         try:
-            reply = chat_model.invoke(_messages(turns))
+            reply = chat_model.invoke(messages)
             return _clip(" ".join(reply.text.split()), max_chars) or extractive(turns, max_chars)
         except Exception as exc:  # the extractive summary always works
             log.warning("session summary model failed (%s); extractive", type(exc).__name__)
@@ -65,12 +69,14 @@ async def asummarize_session(
     turns: Sequence[tuple[str, str]],
     *,
     chat_model: BaseChatModel | None = None,
+    prompt: str | None = None,
     max_chars: int = 600,
 ) -> str:
     """Async :func:`summarize_session`."""
     if chat_model is not None and turns:
+        messages = _messages(turns, _require(prompt))
         try:
-            reply = await chat_model.ainvoke(_messages(turns))
+            reply = await chat_model.ainvoke(messages)
             return _clip(" ".join(reply.text.split()), max_chars) or extractive(turns, max_chars)
         except Exception as exc:  # the extractive summary always works
             log.warning("session summary model failed (%s); extractive", type(exc).__name__)
@@ -107,7 +113,13 @@ def extractive(turns: Sequence[tuple[str, str]], max_chars: int = 600) -> str:
     return " ".join(picked)
 
 
-def _messages(turns: Sequence[tuple[str, str]]) -> list[BaseMessage]:
+def _require(prompt: str | None) -> str:
+    if not prompt or not prompt.strip():
+        raise ValueError("a summary chat model needs the summary prompt")
+    return prompt
+
+
+def _messages(turns: Sequence[tuple[str, str]], prompt: str) -> list[BaseMessage]:
     lines: list[str] = []
     total = 0
     for role, text in turns:
@@ -117,7 +129,7 @@ def _messages(turns: Sequence[tuple[str, str]]) -> list[BaseMessage]:
             break
         lines.append(line)
         total += len(line) + 1
-    return [SystemMessage(SUMMARIZE_SESSION_PROMPT.strip()), HumanMessage("\n".join(lines))]
+    return [SystemMessage(prompt.strip()), HumanMessage("\n".join(lines))]
 
 
 def _clip(text: str, max_chars: int) -> str:

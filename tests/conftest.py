@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,6 +35,8 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         admin_key=ADMIN_KEY,
         model={"cache_dir": MODEL_CACHE},
+        # Jobs queue on the embedded broker; only `worker_api` also runs the worker.
+        worker={"embedded": False, "poll_interval_s": 0.05},
     )
 
 
@@ -62,6 +66,32 @@ class Api:
     def auth(key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
 
+    async def wait_job(self, job_id: str, within: float = 60.0) -> dict[str, Any]:
+        """Poll ``GET /v1/jobs/{id}`` as the admin until the job is finished."""
+        async with asyncio.timeout(within):
+            while True:
+                r = await self.client.get(f"/v1/jobs/{job_id}", headers=self.auth(ADMIN_KEY))
+                assert r.status_code == 200, r.text
+                job: dict[str, Any] = r.json()
+                if job["status"] in ("succeeded", "failed"):
+                    return job
+                await asyncio.sleep(0.05)
+
+    async def drain_jobs(self, within: float = 60.0) -> None:
+        """Wait until no job is queued or running (needs the embedded worker)."""
+        from memory import jobs
+
+        engine = self.services.engine
+        async with asyncio.timeout(within):
+            while True:
+                busy = [
+                    *jobs.list_jobs(engine, status="queued"),
+                    *jobs.list_jobs(engine, status="running"),
+                ]
+                if not busy:
+                    return
+                await asyncio.sleep(0.05)
+
 
 _EMBEDDER: MiniLMEmbedder | None = None
 
@@ -84,5 +114,13 @@ async def open_api(settings: Settings, backend: object | None) -> AsyncIterator[
 
 @pytest.fixture
 async def api(settings: Settings, backend: ScriptedBackend) -> AsyncIterator[Api]:
+    async for a in open_api(settings, backend):
+        yield a
+
+
+@pytest.fixture
+async def worker_api(settings: Settings, backend: ScriptedBackend) -> AsyncIterator[Api]:
+    """``api`` with the embedded Celery worker running in-process, as ``attune serve``."""
+    settings.worker.embedded = True
     async for a in open_api(settings, backend):
         yield a

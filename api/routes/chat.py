@@ -26,6 +26,7 @@ from api.protocol import (
 from api.services import AppServices
 from api.settings import ServerSettings
 from graph.compose import PromptTooLongError
+from graph.regenerate import RegenerationRequest
 from graph.routing import LOGICAL_MODELS
 from graph.runner import (
     ChatMessage,
@@ -38,6 +39,8 @@ from graph.runner import (
     TurnResult,
 )
 from graph.state import GenerationParams
+from memory import pairs
+from memory.records import Turn
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -127,6 +130,51 @@ def turn_errors(exc: Exception) -> APIError:
     raise exc
 
 
+async def regeneration_request(
+    services: AppServices, user_id: str, turn_id: str, params: GenerationParams
+) -> RegenerationRequest:
+    """The original reply and its stored prompt.
+
+    404 for a turn that is not the user's reply, 409 for one recorded before prompts were
+    kept.
+    """
+
+    def load() -> RegenerationRequest | str:
+        with services.store.session() as session:
+            original = session.get(Turn, turn_id)
+            if original is None or original.user_id != user_id or original.role != "assistant":
+                return "missing"
+            user_turn = session.get(Turn, original.reply_to_id or "")
+            stored = pairs.prompt_of(session, turn_id)
+            if user_turn is None or stored is None:
+                return "no prompt"
+            return RegenerationRequest(
+                user_id=user_id,
+                original=original,
+                user_turn=user_turn,
+                prompt=list(stored.messages),
+                params=params,
+            )
+
+    found = await asyncio.to_thread(load)
+    if found == "missing":
+        raise APIError(
+            404,
+            f"no assistant turn with id {turn_id!r} for this user",
+            type="not_found_error",
+            param="attune.regenerate",
+        )
+    if isinstance(found, str):
+        raise APIError(
+            409,
+            f"turn {turn_id!r} was recorded before prompts were kept, so it cannot be "
+            "regenerated exactly; send the conversation again instead",
+            type="invalid_request_error",
+            param="attune.regenerate",
+        )
+    return found
+
+
 def _observe(services: AppServices, result: TurnResult) -> None:
     m = services.metrics
     kind = result.target.split(":", 1)[0]
@@ -159,12 +207,18 @@ async def chat_completions(
     """Chat. The reply is recorded before the response (or its last chunk) is sent."""
     request = to_turn_request(body, services)
     runner = services.runner
-    try:
-        prepared = await runner.prepare(user_id, request)
-    except (ThreadNotFoundError, InvalidTurnError, PromptTooLongError) as exc:
-        raise turn_errors(exc) from exc
+    if body.attune is not None and body.attune.regenerate is not None:
+        regeneration = await regeneration_request(
+            services, user_id, body.attune.regenerate, request.params
+        )
+        stream, reply_id = runner.start_regeneration(regeneration), regeneration.turn_id
+    else:
+        try:
+            prepared = await runner.prepare(user_id, request)
+        except (ThreadNotFoundError, InvalidTurnError, PromptTooLongError) as exc:
+            raise turn_errors(exc) from exc
+        stream, reply_id = runner.start(prepared), prepared.input.assistant_turn_id
     created = int(time.time())
-    stream = runner.start(prepared)
     if not body.stream:
         try:
             # Shielded: a client that hangs up must not cancel the turn before it is recorded.
@@ -190,7 +244,7 @@ async def chat_completions(
         )
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    chunk_id = f"chatcmpl-{prepared.input.assistant_turn_id}"
+    chunk_id = f"chatcmpl-{reply_id}"
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         payload = {

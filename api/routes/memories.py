@@ -25,9 +25,12 @@ from api.protocol_memory import (
     MemorySearchResult,
     memory_out,
 )
-from memory.export import delete_turn, export_user
+from api.protocol_workers import JobOut, job_out
+from memory.export import export_user
 from memory.history import ImportResult, ImportSession, ImportTurn, import_history
+from memory.records import Turn
 from memory.service import NewMemory
+from workers import submit
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ async def import_sessions(
 ) -> HistoryImported:
     """Import past sessions; their turns are searchable when this returns.
 
-    Re-importing the same ids adds nothing. Semantic extraction follows in the background.
+    Re-importing the same ids adds nothing. Semantic extraction follows in a ``distill`` job.
     """
     sessions = [
         ImportSession(
@@ -66,11 +69,11 @@ async def import_sessions(
 
     def work() -> ImportResult:
         result = import_history(services.engine, user_id=user_id, sessions=sessions)
-        services.memory.index_turns(result.new_turns)
+        services.memory.import_turns(result.new_turns)  # vectors may follow (import_dense)
         return result
 
     result = await asyncio.to_thread(work)
-    services.background.submit("distill-import", services.memory.distill_many, result.new_turns)
+    await asyncio.to_thread(submit.distill, services.jobs, result.new_turns)
     return HistoryImported(
         sessions=result.sessions,
         threads_created=result.threads_created,
@@ -160,16 +163,27 @@ async def delete_memory(user_id: ScopedUserId, memory_id: str, services: Service
     return Response(status_code=204)
 
 
-@router.delete("/v1/users/{user_id}/turns/{turn_id}", status_code=204)
-async def delete_turn_route(user_id: ScopedUserId, turn_id: str, services: ServicesDep) -> Response:
-    """Delete a turn, its feedback, every memory derived from it and its thread-state copy."""
-    thread_id = await asyncio.to_thread(
-        delete_turn, services.engine, services.memory, user_id, turn_id
-    )
+@router.delete("/v1/users/{user_id}/turns/{turn_id}", status_code=202, response_model=JobOut)
+async def delete_turn_route(user_id: ScopedUserId, turn_id: str, services: ServicesDep) -> JobOut:
+    """Delete a turn and everything derived from it; answers at once with the job.
+
+    The turn leaves its thread's state now; its memories, what it caused in the profile,
+    its feedback, preference pairs and the turn itself go in a ``delete_turn`` job.
+    """
+
+    def thread_of() -> str | None:
+        with services.store.session() as session:
+            turn = session.get(Turn, turn_id)
+            return turn.thread_id if turn is not None and turn.user_id == user_id else None
+
+    thread_id = await asyncio.to_thread(thread_of)
     if thread_id is None:
         raise _not_found("turn", turn_id)
     await services.runner.forget_messages(thread_id, [turn_id])
-    return Response(status_code=204)
+    job = await asyncio.to_thread(
+        submit.delete_turn, services.jobs, user_id=user_id, turn_id=turn_id
+    )
+    return job_out(job)
 
 
 @router.get("/v1/users/{user_id}/export")

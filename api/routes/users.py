@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
+from sqlmodel import select
 
 from api.auth import AdminDep, ScopedUserId, ServicesDep
 from api.errors import APIError
 from api.protocol import PreviewRequest, PreviewResponse, UserCreate, UserCreated
+from api.protocol_workers import JobOut, job_out
 from api.routes.chat import check_model, reply_budget, to_chat_messages, turn_errors
 from graph.compose import PromptTooLongError
 from graph.runner import InvalidTurnError, ThreadNotFoundError, TurnRequest
 from graph.state import GenerationParams
-from memory import repo
-from memory.records import UserGroup
+from memory import deletion, repo
+from memory.records import Thread, UserGroup
+from workers import submit
 
 router = APIRouter()
 
@@ -40,22 +43,24 @@ async def create_user(body: UserCreate, _: AdminDep, services: ServicesDep) -> U
     return await asyncio.to_thread(work)
 
 
-@router.delete("/v1/users/{user_id}", status_code=204)
-async def delete_user(user_id: ScopedUserId, services: ServicesDep) -> Response:
-    """Delete a user and everything held about them.
+@router.delete("/v1/users/{user_id}", status_code=202, response_model=JobOut)
+async def delete_user(user_id: ScopedUserId, services: ServicesDep) -> JobOut:
+    """Delete a user and everything held about them; answers at once with the job.
 
-    Keys, threads, turns, memories (rows, vectors, terms), profile and thread state.
+    Now: their keys stop working and their thread state goes. In a ``delete_user`` job:
+    memories (rows, vectors, terms), preference pairs, turns, threads, profile, keys, their
+    other jobs and the user. Asking again while it runs answers with the same job.
     """
 
-    def work() -> list[str]:
-        services.memory.delete_user(user_id)
+    def revoke() -> list[str]:
         with services.store.session() as session:
-            thread_ids = repo.delete_user(session, user_id=user_id)
+            deletion.revoke_keys(session, user_id=user_id)
             session.commit()
-            return thread_ids
+            return list(session.exec(select(Thread.id).where(Thread.user_id == user_id)).all())
 
-    await services.runner.forget_threads(await asyncio.to_thread(work))
-    return Response(status_code=204)
+    await services.runner.forget_threads(await asyncio.to_thread(revoke))
+    job = await asyncio.to_thread(submit.delete_user, services.jobs, user_id=user_id)
+    return job_out(job)
 
 
 @router.post("/v1/users/{user_id}/prompt/preview", response_model=PreviewResponse)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import adapters.records  # noqa: F401  (training tables: samples, datasets, adapters)
+import memory.jobs  # jobs (registers the tables, like the imports around it)
+import memory.pairs  # stored prompts, preference pairs
 import memory.records  # noqa: F401  (registers the tables on SQLModel.metadata)
 from memory.lexical import include_name
 

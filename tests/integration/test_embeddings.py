@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from memory.embeddings import MiniLMEmbedder
@@ -76,3 +78,21 @@ def test_one_string_is_refused(embedder: MiniLMEmbedder) -> None:
 def test_load_is_lazy() -> None:
     fresh = MiniLMEmbedder()
     assert fresh._model is None
+
+
+def test_the_onnx_backend_gives_the_torch_vectors(embedder: MiniLMEmbedder, tmp_path: Path) -> None:
+    onnx = MiniLMEmbedder(backend="onnx", onnx_cache_dir=tmp_path, batch_size=4)
+    texts = [*TEXTS, TEXTS[0]]  # a repeated text is embedded once and returned twice
+    got = np.asarray(onnx.embed(texts))
+    want = np.asarray(embedder.embed(texts))
+    assert got.shape == (len(texts), 384)
+    assert np.abs(got - want).max() < 1e-4
+    (single,) = onnx.embed([TEXTS[1]])  # the one-thread query lane
+    assert np.abs(np.asarray(single) - want[1]).max() < 1e-4
+    exports = list(tmp_path.glob("all-MiniLM-L6-v2-*.onnx"))
+    assert len(exports) == 1
+    again = MiniLMEmbedder(backend="onnx", onnx_cache_dir=tmp_path)
+    again.embed(["reuses the export"])
+    assert list(tmp_path.glob("*.onnx")) == exports and not list(tmp_path.glob("*.tmp"))
+    with pytest.raises(ValueError, match="onnx_cache_dir"):
+        MiniLMEmbedder(backend="onnx")

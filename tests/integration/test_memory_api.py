@@ -65,10 +65,11 @@ async def test_import_is_searchable_at_once_and_idempotent(api: Api) -> None:
     assert again["thread_ids"] == first["thread_ids"]
 
 
-async def test_distilled_facts_supersede_with_history(api: Api) -> None:
+async def test_distilled_facts_supersede_with_history(worker_api: Api) -> None:
+    api = worker_api
     uid, key = api.new_user()
     await _import(api, uid, key)
-    await api.services.background.drain()
+    await api.drain_jobs()
     r = await api.client.get(
         f"/v1/users/{uid}/memories", params={"kind": "fact"}, headers=api.auth(key)
     )
@@ -157,16 +158,18 @@ async def test_manual_memory_crud_and_export(api: Api) -> None:
     )
 
 
-async def test_deleting_a_turn_removes_what_was_derived_from_it(api: Api) -> None:
+async def test_deleting_a_turn_removes_what_was_derived_from_it(worker_api: Api) -> None:
+    api = worker_api
     uid, key = api.new_user()
     await _import(api, uid, key)
-    await api.services.background.drain()
+    await api.drain_jobs()
     with api.services.store.session() as s:
         t1 = s.exec(select(Turn).where(Turn.external_id == "t1")).one()
         derived = s.exec(select(MemorySource.memory_id).where(MemorySource.turn_id == t1.id)).all()
     assert len(derived) >= 2  # the episodic copy and at least one fact
     r = await api.client.delete(f"/v1/users/{uid}/turns/{t1.id}", headers=api.auth(key))
-    assert r.status_code == 204
+    assert r.status_code == 202
+    assert (await api.wait_job(r.json()["id"]))["status"] == "succeeded"
     with api.services.store.session() as s:
         assert s.get(Turn, t1.id) is None
         assert all(s.get(Memory, m) is None for m in derived)

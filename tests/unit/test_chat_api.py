@@ -24,7 +24,7 @@ async def test_plain_chat_records_the_turn(api: Api) -> None:
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"]["content"] == "echo: hello there"
     meta = body["attune"]
-    assert meta["target"] == "base" and meta["prompt_version"] == "v1"
+    assert meta["target"] == "base" and meta["prompt_version"] == "v2"
     assert (
         body["usage"]["total_tokens"]
         == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
@@ -35,7 +35,7 @@ async def test_plain_chat_records_the_turn(api: Api) -> None:
     assert by_role["user"].content == "hello there" and by_role["user"].user_id == uid
     assistant = by_role["assistant"]
     assert assistant.id == meta["turn_id"] and assistant.reply_to_id == by_role["user"].id
-    assert assistant.model_target == "base" and assistant.prompt_version == "v1"
+    assert assistant.model_target == "base" and assistant.prompt_version == "v2"
     assert assistant.completion_tokens == body["usage"]["completion_tokens"]
     assert assistant.latency_ms is not None and assistant.ttft_ms is not None
 
@@ -134,7 +134,7 @@ async def test_call_me_holds_from_the_next_turn_in_another_thread(api: Api, back
     )
     assert "Captain" in backend.calls[-1][0].text  # this turn already
     await api.client.post("/v1/chat/completions", json=_chat("what's up"), headers=api.auth(key))
-    assert "called Captain" in backend.calls[-1][0].text
+    assert "Address the user as Captain" in backend.calls[-1][0].text
 
 
 async def test_recall_brings_earlier_threads(api: Api, backend) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from graph.prompts import PromptLibrary
 from memory.consolidate import (
     Action,
     Add,
@@ -18,7 +19,13 @@ from memory.consolidate import (
     plan,
 )
 from memory.extraction import Candidate, RuleExtractor, content_hash
-from memory.summaries import asummarize_session, extractive, summarize_session
+from memory.summaries import (
+    SUMMARY_PROMPT,
+    SUMMARY_PROMPT_VERSION,
+    asummarize_session,
+    extractive,
+    summarize_session,
+)
 
 AT = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)
 
@@ -209,6 +216,7 @@ from tests.fakes import ReplyModel  # noqa: E402
 
 
 SummaryModel = ReplyModel
+SUMMARY = PromptLibrary().render(SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION, {})
 
 
 SESSION = [
@@ -245,7 +253,7 @@ def test_summary_without_a_model_is_extractive() -> None:
 
 def test_summary_with_a_model_is_the_models_and_sees_the_transcript() -> None:
     model = SummaryModel(reply="  The user is planning a vegetarian-friendly\ntrip to Japan. ")
-    assert summarize_session(SESSION, chat_model=model) == (
+    assert summarize_session(SESSION, chat_model=model, prompt=SUMMARY) == (
         "The user is planning a vegetarian-friendly trip to Japan."
     )
     system, transcript = model.calls[0]
@@ -255,7 +263,7 @@ def test_summary_with_a_model_is_the_models_and_sees_the_transcript() -> None:
 
 def test_a_long_model_summary_is_clipped() -> None:
     model = SummaryModel(reply="The user talked about many things. " * 40)
-    summary = summarize_session(SESSION, chat_model=model, max_chars=100)
+    summary = summarize_session(SESSION, chat_model=model, prompt=SUMMARY, max_chars=100)
     assert len(summary) <= 100
     assert summary.endswith("…")
 
@@ -265,13 +273,21 @@ def test_summary_falls_back_to_extractive(
     model: SummaryModel, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="memory.summaries"):
-        assert summarize_session(SESSION, chat_model=model) == extractive(SESSION)
+        assert summarize_session(SESSION, chat_model=model, prompt=SUMMARY) == extractive(SESSION)
+
+
+def test_a_summary_model_without_its_prompt_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="summary prompt"):
+        summarize_session(SESSION, chat_model=SummaryModel(reply="x"))
 
 
 async def test_async_summary() -> None:
     model = SummaryModel(reply="The user plans a trip.")
-    assert await asummarize_session(SESSION, chat_model=model) == "The user plans a trip."
-    assert await asummarize_session(SESSION) == extractive(SESSION)
-    assert await asummarize_session(SESSION, chat_model=SummaryModel(error="x")) == extractive(
-        SESSION
+    assert (
+        await asummarize_session(SESSION, chat_model=model, prompt=SUMMARY)
+        == "The user plans a trip."
     )
+    assert await asummarize_session(SESSION) == extractive(SESSION)
+    assert await asummarize_session(
+        SESSION, chat_model=SummaryModel(error="x"), prompt=SUMMARY
+    ) == extractive(SESSION)

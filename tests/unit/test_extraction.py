@@ -15,8 +15,10 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_openai import ChatOpenAI
 from pydantic import Field, SecretStr
 
+from graph.prompts import PromptLibrary
 from memory.extraction import (
-    EXTRACT_MEMORIES_PROMPT,
+    EXTRACTION_PROMPT,
+    EXTRACTION_PROMPT_VERSION,
     Candidate,
     LLMExtractor,
     RuleExtractor,
@@ -28,6 +30,7 @@ from memory.extraction import (
 
 AT = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)  # a Sunday
 rules = RuleExtractor()
+PROMPT = PromptLibrary().source(EXTRACTION_PROMPT, EXTRACTION_PROMPT_VERSION)
 
 
 def found(text: str) -> list[tuple[str, str, str | None]]:
@@ -206,7 +209,7 @@ F, P, I = "fact", "preference", "instruction"  # noqa: E741
             "Answer in German from now on.",
             [(I, "The user wants the assistant to answer in German.", "response_language")],
         ),
-        ("Never use emojis.", [(I, "The user wants the assistant to never use emojis.", "emoji")]),
+        ("Never use emojis.", [(I, "The user wants the assistant to avoid emoji.", "emoji")]),
         (
             "Please don't use jargon.",
             [(I, "The user wants the assistant to not use jargon.", None)],
@@ -221,7 +224,7 @@ F, P, I = "fact", "preference", "instruction"  # noqa: E741
         ),
         (
             "Please be concise.",
-            [(I, "The user wants the assistant to keep answers concise.", "response_length")],
+            [(I, "The user wants the assistant to keep answers short.", "response_length")],
         ),
         (
             "From now on, call me Captain.",
@@ -410,7 +413,9 @@ EXPECTED = [
 
 def test_llm_extractor_parses_a_json_reply_from_a_plain_chat_model() -> None:
     model = ReplyModel(reply=json.dumps(MEMORIES))
-    got = LLMExtractor(model).extract("I moved to Porto last week.", speaker="user", at=AT)
+    got = LLMExtractor(model, prompt_template=PROMPT).extract(
+        "I moved to Porto last week.", speaker="user", at=AT
+    )
     assert got == EXPECTED  # slot normalized, duplicate text dropped, naive date gets the tz
     system, human = model.calls[0]
     assert "written by the user at 2026-11-22T15:30+00:00" in system.text
@@ -420,21 +425,30 @@ def test_llm_extractor_parses_a_json_reply_from_a_plain_chat_model() -> None:
 def test_llm_extractor_accepts_fenced_json_and_assistant_turns() -> None:
     reply = "Here you go:\n```json\n" + json.dumps(MEMORIES) + "\n```"
     model = ReplyModel(reply=reply)
-    got = LLMExtractor(model).extract("Since you live in Porto ...", speaker="assistant", at=AT)
+    got = LLMExtractor(model, prompt_template=PROMPT).extract(
+        "Since you live in Porto ...", speaker="assistant", at=AT
+    )
     assert [c.speaker for c in got] == ["assistant", "assistant"]
     assert "assistant's reply" in model.calls[0][0].text
 
 
 def test_llm_extractor_uses_structured_output_when_the_model_has_it() -> None:
     model = ToolCallModel(args=MEMORIES)
-    got = LLMExtractor(model).extract("I moved to Porto last week.", speaker="user", at=AT)
+    got = LLMExtractor(model, prompt_template=PROMPT).extract(
+        "I moved to Porto last week.", speaker="user", at=AT
+    )
     assert got == EXPECTED
     assert model.bound[0]["tools"][0].__name__ == "ExtractedMemories"
 
 
 def test_llm_extractor_returns_an_empty_list_when_the_model_finds_nothing() -> None:
     model = ReplyModel(reply='{"memories": []}')
-    assert LLMExtractor(model).extract("I live in Lisbon.", speaker="user", at=AT) == []
+    assert (
+        LLMExtractor(model, prompt_template=PROMPT).extract(
+            "I live in Lisbon.", speaker="user", at=AT
+        )
+        == []
+    )
 
 
 @pytest.mark.parametrize(
@@ -449,7 +463,7 @@ def test_llm_extractor_returns_an_empty_list_when_the_model_finds_nothing() -> N
 def test_llm_extractor_falls_back_to_rules_on_invalid_output(
     reply: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    extractor = LLMExtractor(ReplyModel(reply=reply))
+    extractor = LLMExtractor(ReplyModel(reply=reply), prompt_template=PROMPT)
     with caplog.at_level(logging.WARNING, logger="memory.extraction"):
         got = extractor.extract("I live in Lisbon.", speaker="user", at=AT)
     assert got == rules.extract("I live in Lisbon.", speaker="user", at=AT)
@@ -457,7 +471,7 @@ def test_llm_extractor_falls_back_to_rules_on_invalid_output(
 
 
 def test_llm_extractor_falls_back_when_the_model_fails(caplog: pytest.LogCaptureFixture) -> None:
-    extractor = LLMExtractor(ReplyModel(error="endpoint down"))
+    extractor = LLMExtractor(ReplyModel(error="endpoint down"), prompt_template=PROMPT)
     with caplog.at_level(logging.WARNING, logger="memory.extraction"):
         got = extractor.extract("I love sushi.", speaker="user", at=AT)
     assert [c.slot for c in got] == ["likes:sushi"]
@@ -465,16 +479,16 @@ def test_llm_extractor_falls_back_when_the_model_fails(caplog: pytest.LogCapture
 
 
 async def test_llm_extractor_async_and_its_fallback() -> None:
-    good = LLMExtractor(ReplyModel(reply=json.dumps(MEMORIES)))
+    good = LLMExtractor(ReplyModel(reply=json.dumps(MEMORIES)), prompt_template=PROMPT)
     assert await good.aextract("I moved to Porto.", speaker="user", at=AT) == EXPECTED
-    bad = LLMExtractor(ReplyModel(reply="garbage"))
+    bad = LLMExtractor(ReplyModel(reply="garbage"), prompt_template=PROMPT)
     got = await bad.aextract("I love sushi.", speaker="user", at=AT)
     assert [c.slot for c in got] == ["likes:sushi"]
 
 
 def test_llm_extractor_skips_empty_text_and_unknown_speakers() -> None:
     model = ReplyModel(reply=json.dumps(MEMORIES))
-    extractor = LLMExtractor(model)
+    extractor = LLMExtractor(model, prompt_template=PROMPT)
     assert extractor.extract("  ", speaker="user", at=AT) == []
     assert extractor.extract("I live in Porto.", speaker="system", at=AT) == []
     assert model.calls == []
@@ -489,7 +503,7 @@ def _openai_extractor(handler: Any) -> LLMExtractor:
         temperature=0,
         http_client=httpx.Client(transport=httpx.MockTransport(handler)),
     )
-    return LLMExtractor(chat)
+    return LLMExtractor(chat, prompt_template=PROMPT)
 
 
 def test_llm_extractor_asks_an_openai_compatible_endpoint_for_json_schema() -> None:
@@ -533,7 +547,9 @@ def test_make_extractor_builds_rules_or_an_openai_compatible_client() -> None:
     assert isinstance(
         make_extractor("rules", base_url=None, model=None, api_key=None), RuleExtractor
     )
-    llm = make_extractor("llm", base_url="http://vllm:8000/v1", model="qwen", api_key=None)
+    llm = make_extractor(
+        "llm", base_url="http://vllm:8000/v1", model="qwen", api_key=None, prompt_template=PROMPT
+    )
     assert isinstance(llm, LLMExtractor)
     assert isinstance(llm.chat_model, ChatOpenAI)
     assert llm.chat_model.model_name == "qwen"
@@ -543,6 +559,8 @@ def test_make_extractor_builds_rules_or_an_openai_compatible_client() -> None:
         make_extractor("llm", base_url="http://vllm:8000/v1", model=None, api_key=None)
     with pytest.raises(ValueError, match="unknown"):
         make_extractor("magic", base_url=None, model=None, api_key=None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="prompt template"):
+        make_extractor("llm", base_url=None, model="qwen", api_key=None)
 
 
 def test_prompt_is_versioned_jinja_with_declared_variables() -> None:
@@ -550,4 +568,13 @@ def test_prompt_is_versioned_jinja_with_declared_variables() -> None:
     from jinja2 import meta
 
     env = jinja2.Environment()
-    assert meta.find_undeclared_variables(env.parse(EXTRACT_MEMORIES_PROMPT)) == {"now", "speaker"}
+    assert meta.find_undeclared_variables(env.parse(PROMPT)) == {"now", "speaker"}
+
+
+def test_the_extractor_sends_the_prompt_file_rendered_for_the_turn() -> None:
+    model = ReplyModel(reply=json.dumps({"memories": []}))
+    LLMExtractor(model, prompt_template=PROMPT).extract("I live in Rome.", speaker="user", at=AT)
+    system = model.calls[0][0].text
+    assert system.startswith("You extract long-term memories")
+    assert "written by the user at 2026-11-22T15:30" in system
+    assert "assistant's reply" not in system

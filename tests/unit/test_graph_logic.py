@@ -96,22 +96,57 @@ def test_compose_refuses_a_message_that_cannot_fit() -> None:
         _compose(history=[{"role": "user", "content": "x " * 3000}], context_window=2048)
 
 
+_EXAMPLE = {
+    "prompt": "What is a monad?",
+    "reply": "A monad is a monoid in the category of endofunctors.",
+    "rating": "down",
+    "edited_text": "Think of it as a wrapper with a rule for chaining steps.",
+    "comment": "too abstract",
+}
+PROMPT_SAMPLES: dict[str, tuple[dict[str, Any], list[str]]] = {
+    # name → (a value for every declared variable, texts the rendering must contain)
+    "system": (
+        {
+            "today": "Sunday",
+            "preferred_name": "Ada",
+            "directives": ["Address the user as Ada."],
+            "instructions": ["be brief"],
+            "learned": "Prefer concrete examples.",
+            "memories": [{"text": "likes tea", "date": "2026-01-01", "role": "user"}],
+            "style_hints": ["The user writes very short messages."],
+            "interests": ["chess"],
+            "client_system": "be kind",
+        },
+        ["Ada", "likes tea", "be brief", "be kind"],
+    ),
+    "procedural_critique": (
+        {"current": "Be brief.", "examples": [_EXAMPLE]},
+        ["Be brief.", "monad", "too abstract", "wrapper"],
+    ),
+    "procedural_rewrite": (
+        {"current": None, "critique": "Wants plain words.", "examples": [_EXAMPLE]},
+        ["Wants plain words.", "monad", "wrapper"],
+    ),
+    "extraction": (
+        {"now": "2026-03-01T09:30", "speaker": "assistant"},
+        ["2026-03-01T09:30", "written by the assistant", "It is the assistant's reply", "slot"],
+    ),
+    "summary": ({}, ["Summarize the conversation", "third person"]),
+}
+
+
 def test_every_prompt_version_renders_with_its_declared_variables() -> None:
     lib = PromptLibrary()
-    sample = {
-        "today": "Sunday",
-        "preferred_name": "Ada",
-        "instructions": ["be brief"],
-        "memories": [{"text": "likes tea", "date": "2026-01-01", "role": "user"}],
-        "client_system": "be kind",
-    }
-    assert lib.names() == sorted(DECLARED_VARIABLES)
+    assert lib.names() == sorted(DECLARED_VARIABLES) == sorted(PROMPT_SAMPLES)
     for name in lib.names():
         assert lib.versions(name)
+        sample, expected = PROMPT_SAMPLES[name]
+        assert set(sample) == DECLARED_VARIABLES[name]
         for version in lib.versions(name):
             assert lib.variables(name, version) <= DECLARED_VARIABLES[name]
-            text = lib.render(name, version, {k: sample[k] for k in DECLARED_VARIABLES[name]})
-            assert "Ada" in text and "likes tea" in text and "{{" not in text
+            text = lib.render(name, version, sample)
+            assert all(e in text for e in expected), (name, version)
+            assert "{{" not in text and "{%" not in text
 
 
 def test_unknown_prompt_version_is_a_clear_error() -> None:

@@ -186,7 +186,8 @@ async def test_user_field_in_the_body_does_not_change_whose_data(
     assert "Captain" not in r.json()["system_prompt"]
 
 
-async def test_admin_can_preview_and_delete_any_user(api: Api) -> None:
+async def test_admin_can_preview_and_delete_any_user(worker_api: Api) -> None:
+    api = worker_api
     uid_b, key_b = api.new_user("bob")
     await chat(api, key_b, _user("Please call me Captain."))
     admin = api.auth(ADMIN_KEY)
@@ -196,15 +197,17 @@ async def test_admin_can_preview_and_delete_any_user(api: Api) -> None:
     assert r.status_code == 200, r.text
     assert "Captain" in r.json()["system_prompt"]  # composed from Bob's profile
     r = await api.client.delete(f"/v1/users/{uid_b}", headers=admin)
-    assert r.status_code == 204
+    assert r.status_code == 202
+    assert (await api.wait_job(r.json()["id"]))["status"] == "succeeded"
     r = await api.client.delete(f"/v1/users/{uid_b}", headers=admin)
     assert r.status_code == 404
 
 
 @pytest.mark.parametrize("deleter", ["admin", "self"])
 async def test_deleting_a_user_removes_all_of_theirs_and_nothing_else(
-    api: Api, backend: ScriptedBackend, deleter: str
+    worker_api: Api, backend: ScriptedBackend, deleter: str
 ) -> None:
+    api = worker_api
     uid_a, key_a = api.new_user("alice")
     uid_b, key_b = api.new_user("bob")
     thread_a = (await chat(api, key_a, _user("alice likes tea")))["attune"]["thread_id"]
@@ -214,7 +217,11 @@ async def test_deleting_a_user_removes_all_of_theirs_and_nothing_else(
 
     key = ADMIN_KEY if deleter == "admin" else key_b
     r = await api.client.delete(f"/v1/users/{uid_b}", headers=api.auth(key))
-    assert r.status_code == 204, r.text
+    assert r.status_code == 202, r.text
+    # The key stops working and the thread state goes at once; the rest in the job.
+    assert await api.services.runner.thread_messages(thread_b) == []
+    job = await api.wait_job(r.json()["id"])
+    assert job["status"] == "succeeded", job
 
     with api.services.store.session() as s:
         for table in (Turn, Thread, ApiKey, Profile):

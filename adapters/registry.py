@@ -1,0 +1,366 @@
+"""The adapter registry: versions, status, lineage, promotion, rollback and retirement.
+
+Keyword-only functions over a SQLModel session; the caller commits. Promoting an adapter
+points its owner at it (``User.adapter_name`` or ``UserGroup.adapter_name``), which is
+what the turn graph's ``route`` node reads, and hands the adapter to an optional
+``publish`` callable first (``LocalEngine.load_adapter`` loads it into the running local
+backend; the vLLM backend will load it on its servers). At most one adapter per owner is
+``promoted``; the one it replaces is retired with the reason ``superseded``, and
+:func:`rollback` brings the newest superseded one back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, func, select
+
+from adapters.records import AdapterRecord, DatasetSnapshot, OwnerKind, Sample
+from memory.records import Turn, User, UserGroup, utcnow
+
+PublishFn = Callable[[str, Path], None]
+"""Makes adapter ``name`` in directory ``path`` servable (e.g. loads it into a backend)."""
+
+SUPERSEDED = "superseded"
+ROLLED_BACK = "rolled back"
+DATA_DELETED = "training data deleted"
+
+
+class RegistryError(ValueError):
+    """A registry operation that does not apply (wrong status, unknown owner …)."""
+
+
+def adapter_name(owner_id: str, kind: str, version: int) -> str:
+    """The adapter's name in requests and on disk, e.g. ``usr_ab12…-sft-v3``."""
+    return f"{owner_id}-{kind}-v{version}"
+
+
+def next_version(session: Session, *, owner_kind: OwnerKind, owner_id: str) -> int:
+    """One more than the owner's highest adapter version (1 for the first)."""
+    latest = session.exec(
+        select(func.max(AdapterRecord.version)).where(
+            AdapterRecord.owner_kind == owner_kind, AdapterRecord.owner_id == owner_id
+        )
+    ).one()
+    return int(latest or 0) + 1
+
+
+def promoted(session: Session, *, owner_kind: OwnerKind, owner_id: str) -> AdapterRecord | None:
+    """The owner's promoted adapter, or ``None``."""
+    return session.exec(
+        select(AdapterRecord).where(
+            AdapterRecord.owner_kind == owner_kind,
+            AdapterRecord.owner_id == owner_id,
+            AdapterRecord.status == "promoted",
+        )
+    ).first()
+
+
+def list_adapters(
+    session: Session, *, owner_kind: OwnerKind, owner_id: str
+) -> Sequence[AdapterRecord]:
+    """The owner's adapters, newest version first."""
+    return session.exec(
+        select(AdapterRecord)
+        .where(AdapterRecord.owner_kind == owner_kind, AdapterRecord.owner_id == owner_id)
+        .order_by(col(AdapterRecord.version).desc())
+    ).all()
+
+
+def register_candidate(
+    session: Session,
+    *,
+    owner_kind: OwnerKind,
+    owner_id: str,
+    kind: str,
+    version: int,
+    base_model: str,
+    dataset_snapshot_id: str | None,
+    metrics: dict[str, Any] | None = None,
+    hparams: dict[str, Any] | None = None,
+) -> AdapterRecord:
+    """Record a freshly trained adapter as a candidate.
+
+    Idempotent: a second call for the same owner and version returns the existing record
+    (a redelivered task). The parent is the owner's promoted adapter at this moment.
+
+    Args:
+        session: An open session.
+        owner_kind: ``user`` or ``group``.
+        owner_id: The owner's id.
+        kind: ``sft`` or ``dpo``.
+        version: The version reserved for the run (see :func:`next_version`).
+        base_model: The base model's id.
+        dataset_snapshot_id: The snapshot it was trained on.
+        metrics: Training figures.
+        hparams: The hyper-parameters used.
+
+    Returns:
+        The record (added to the session).
+    """
+    existing = session.exec(
+        select(AdapterRecord).where(
+            AdapterRecord.owner_kind == owner_kind,
+            AdapterRecord.owner_id == owner_id,
+            AdapterRecord.version == version,
+        )
+    ).first()
+    if existing is not None:
+        return existing
+    parent = promoted(session, owner_kind=owner_kind, owner_id=owner_id)
+    record = AdapterRecord(
+        owner_kind=owner_kind,
+        owner_id=owner_id,
+        version=version,
+        kind=kind,
+        name=adapter_name(owner_id, kind, version),
+        base_model=base_model,
+        dataset_snapshot_id=dataset_snapshot_id,
+        parent_id=parent.id if parent is not None else None,
+        metrics=dict(metrics or {}),
+        hparams=dict(hparams or {}),
+    )
+    session.add(record)
+    session.flush()
+    return record
+
+
+def record_gate(
+    session: Session, *, adapter_id: str, passed: bool, reasons: list[str], metrics: dict[str, Any]
+) -> AdapterRecord:
+    """Store the gate's verdict on a candidate; a failed gate rejects it.
+
+    Returns:
+        The updated record (still ``candidate`` when it passed: promotion is separate).
+    """
+    record = _get(session, adapter_id)
+    record.metrics = {**record.metrics, "gate": {"passed": passed, "reasons": reasons, **metrics}}
+    if not passed:
+        record.status = "rejected"
+        record.status_reason = "; ".join(reasons)[:1000]
+    session.add(record)
+    return record
+
+
+def promote(
+    session: Session,
+    *,
+    adapter_id: str,
+    adapters_dir: Path,
+    publish: PublishFn | None = None,
+    reason: str = "promoted",
+) -> AdapterRecord:
+    """Make an adapter its owner's serving adapter.
+
+    Publishes it first (so a failing load changes nothing), retires the owner's previous
+    promoted adapter as ``superseded`` and points the user or group at the new one.
+
+    Args:
+        session: An open session.
+        adapter_id: A ``candidate`` or ``retired`` adapter's id (re-promoting a retired
+            one is a rollback).
+        adapters_dir: Where adapter directories live (``<adapters_dir>/<name>``).
+        publish: Loads the adapter into the serving backend; ``None`` relies on the
+            backend finding it on disk by name at the next request.
+        reason: Stored as the status reason.
+
+    Returns:
+        The promoted record.
+
+    Raises:
+        RegistryError: The adapter is rejected, already promoted, or its files are missing.
+    """
+    record = _get(session, adapter_id)
+    if record.status not in ("candidate", "retired"):
+        raise RegistryError(f"adapter {record.name} is {record.status}; cannot promote it")
+    path = adapters_dir / record.name
+    if not (path / "adapter_config.json").is_file():
+        raise RegistryError(f"adapter {record.name} has no files in {path}")
+    if publish is not None:
+        publish(record.name, path)
+    now = utcnow()
+    current = promoted(session, owner_kind=record.owner_kind, owner_id=record.owner_id)  # type: ignore[arg-type]
+    if current is not None:
+        current.status = "retired"
+        current.status_reason = SUPERSEDED
+        current.retired_at = now
+        session.add(current)
+    record.status = "promoted"
+    record.status_reason = reason
+    record.promoted_at = now
+    record.retired_at = None
+    session.add(record)
+    _point_owner(session, record.owner_kind, record.owner_id, record.name)
+    session.flush()
+    return record
+
+
+def rollback(
+    session: Session,
+    *,
+    owner_kind: OwnerKind,
+    owner_id: str,
+    adapters_dir: Path,
+    publish: PublishFn | None = None,
+) -> AdapterRecord | None:
+    """Retire the promoted adapter and bring back the one it superseded.
+
+    Args:
+        session: An open session.
+        owner_kind: ``user`` or ``group``.
+        owner_id: The owner's id.
+        adapters_dir: Where adapter directories live.
+        publish: As for :func:`promote`.
+
+    Returns:
+        The adapter now promoted, or ``None`` when there was none to return to (the
+        owner then falls back to the next route target: group adapter or base).
+
+    Raises:
+        RegistryError: The owner has no promoted adapter.
+    """
+    current = promoted(session, owner_kind=owner_kind, owner_id=owner_id)
+    if current is None:
+        raise RegistryError(f"{owner_kind} {owner_id} has no promoted adapter to roll back")
+    previous = session.exec(
+        select(AdapterRecord)
+        .where(
+            AdapterRecord.owner_kind == owner_kind,
+            AdapterRecord.owner_id == owner_id,
+            AdapterRecord.status == "retired",
+            AdapterRecord.status_reason == SUPERSEDED,
+            AdapterRecord.id != current.id,
+        )
+        .order_by(col(AdapterRecord.promoted_at).desc())
+    ).first()
+    _retire(current, ROLLED_BACK)
+    session.add(current)
+    if previous is None:
+        _point_owner(session, owner_kind, owner_id, None)
+        session.flush()
+        return None
+    return promote(
+        session,
+        adapter_id=previous.id,
+        adapters_dir=adapters_dir,
+        publish=publish,
+        reason=f"rollback from {current.name}",
+    )
+
+
+def retire(session: Session, *, adapter_id: str, reason: str) -> AdapterRecord:
+    """Retire an adapter for good (e.g. its training data was deleted).
+
+    A promoted adapter's owner falls back at once to the next route target. It is not
+    a rollback target afterwards, since its reason is not ``superseded``.
+
+    Returns:
+        The retired record.
+    """
+    record = _get(session, adapter_id)
+    was_promoted = record.status == "promoted"
+    _retire(record, reason)
+    session.add(record)
+    if was_promoted:
+        _point_owner(session, record.owner_kind, record.owner_id, None, missing_ok=True)
+    session.flush()
+    return record
+
+
+def retire_for_deleted_data(engine: Engine, user_id: str, turn_ids: Sequence[str] | None) -> int:
+    """Retire every adapter trained on data that is being deleted.
+
+    Matches ``memory.deletion.AdapterRetirementHook``; entry points install it with
+    :func:`install_retirement_hook`. Owners of a retired promoted adapter fall back to
+    their next route target at once. For a whole user, their writing samples are deleted
+    too, and group adapters trained on any of their turns or samples are retired. Queuing
+    a retrain without the data is the caller's (``workers.training.retrain_after_deletion``).
+
+    Args:
+        engine: The record store.
+        user_id: Whose data is deleted.
+        turn_ids: The deleted turns, or ``None`` when the whole user is deleted.
+
+    Returns:
+        How many adapters were retired.
+    """
+    from adapters.dataset_sources import delete_user_data, snapshots_using
+
+    with Session(engine) as session:
+        if turn_ids is None:
+            sample_ids = list(session.exec(select(Sample.id).where(Sample.user_id == user_id)))
+            snapshots = [
+                s.id for s in session.exec(select(DatasetSnapshot).where(_user_snapshot(user_id)))
+            ]
+            turn_ids_of_user = list(session.exec(select(Turn.id).where(Turn.user_id == user_id)))
+            snapshots += [
+                s.id
+                for s in snapshots_using(session, turn_ids=turn_ids_of_user, sample_ids=sample_ids)
+            ]
+            delete_user_data(session, user_id=user_id)
+        else:
+            snapshots = [s.id for s in snapshots_using(session, turn_ids=turn_ids)]
+        affected = adapters_trained_on(session, snapshot_ids=sorted(set(snapshots)))
+        for record in affected:
+            retire(session, adapter_id=record.id, reason=DATA_DELETED)
+        session.commit()
+        return len(affected)
+
+
+def install_retirement_hook() -> None:
+    """Register :func:`retire_for_deleted_data` with the deletion cascades (once).
+
+    Called by every entry point that may run a cascade (the API process, the worker).
+    """
+    from memory.deletion import ADAPTER_RETIREMENT_HOOKS
+
+    if retire_for_deleted_data not in ADAPTER_RETIREMENT_HOOKS:
+        ADAPTER_RETIREMENT_HOOKS.append(retire_for_deleted_data)
+
+
+def _user_snapshot(user_id: str) -> Any:
+    return (col(DatasetSnapshot.owner_kind) == "user") & (col(DatasetSnapshot.owner_id) == user_id)
+
+
+def adapters_trained_on(
+    session: Session, *, snapshot_ids: Sequence[str]
+) -> Sequence[AdapterRecord]:
+    """Adapters trained on any of these dataset snapshots and not yet retired."""
+    if not snapshot_ids:
+        return []
+    return session.exec(
+        select(AdapterRecord).where(
+            col(AdapterRecord.dataset_snapshot_id).in_(list(snapshot_ids)),
+            AdapterRecord.status != "retired",
+        )
+    ).all()
+
+
+def _retire(record: AdapterRecord, reason: str) -> None:
+    record.status = "retired"
+    record.status_reason = reason[:1000]
+    record.retired_at = utcnow()
+
+
+def _get(session: Session, adapter_id: str) -> AdapterRecord:
+    record = session.get(AdapterRecord, adapter_id)
+    if record is None:
+        raise RegistryError(f"no adapter with id {adapter_id!r}")
+    return record
+
+
+def _point_owner(
+    session: Session, owner_kind: str, owner_id: str, name: str | None, *, missing_ok: bool = False
+) -> None:
+    owner: User | UserGroup | None = (
+        session.get(User, owner_id) if owner_kind == "user" else session.get(UserGroup, owner_id)
+    )
+    if owner is None:
+        if missing_ok:  # the owner is being deleted: nothing to point
+            return
+        raise RegistryError(f"no {owner_kind} with id {owner_id!r}")
+    owner.adapter_name = name
+    session.add(owner)

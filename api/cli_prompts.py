@@ -1,0 +1,117 @@
+"""``attune prompts``: list, show and diff prompt versions; run the instruction optimizer."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated
+
+import typer
+
+from graph.prompts import PromptLibrary, PromptNotFoundError
+
+prompts_app = typer.Typer(
+    help="Prompt templates (graph/prompts/<name>/v<N>.md) and learned instruction blocks.",
+    no_args_is_help=True,
+)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@prompts_app.command("list")
+def list_prompts() -> None:
+    """Every prompt, its versions, and the system prompt version turns use now."""
+    from api.cli import load_settings
+
+    active = load_settings().graph.prompt_version
+    lib = PromptLibrary()
+    for name in lib.names():
+        versions = [f"{v}*" if name == "system" and v == active else v for v in lib.versions(name)]
+        typer.echo(f"{name:<22} {' '.join(versions)}")
+    typer.echo("(* = active, set by ATTUNE_GRAPH__PROMPT_VERSION)")
+
+
+@prompts_app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="Prompt name, e.g. system.")],
+    version: Annotated[
+        str | None, typer.Argument(help="Version, e.g. v2 (default: latest).")
+    ] = None,
+) -> None:
+    """Print a prompt version's template and the variables it uses."""
+    lib = PromptLibrary()
+    try:
+        version = version or lib.versions(name)[-1]
+        source = lib.source(name, version)
+        variables = sorted(lib.variables(name, version))
+    except PromptNotFoundError as exc:
+        _fail(f"{exc.args[0]}; `attune prompts list` shows what exists")
+        return
+    typer.echo(f"# {name} {version}  (variables: {', '.join(variables)})")
+    typer.echo(source)
+
+
+@prompts_app.command("diff")
+def diff(
+    name: Annotated[str, typer.Argument(help="Prompt name, e.g. system.")],
+    old: Annotated[str, typer.Argument(help="Older version, e.g. v1.")],
+    new: Annotated[str, typer.Argument(help="Newer version, e.g. v2.")],
+) -> None:
+    """Unified diff between two versions of a prompt."""
+    lib = PromptLibrary()
+    try:
+        a, b = lib.source(name, old), lib.source(name, new)
+    except PromptNotFoundError as exc:
+        _fail(f"{exc.args[0]}; `attune prompts list` shows what exists")
+        return
+    lines = difflib.unified_diff(
+        a.splitlines(keepends=True),
+        b.splitlines(keepends=True),
+        fromfile=f"{name}/{old}.md",
+        tofile=f"{name}/{new}.md",
+    )
+    typer.echo("".join(lines), nl=False)
+
+
+@prompts_app.command("optimize")
+def optimize(
+    user_id: Annotated[str, typer.Argument(help="The user whose instruction block to learn.")],
+    margin: Annotated[float, typer.Option(help="Score margin a candidate must win by.")] = 0.02,
+    min_examples: Annotated[int, typer.Option(help="Feedback examples needed to try.")] = 3,
+) -> None:
+    """Propose a new learned instruction block from the user's feedback; activate if better.
+
+    Runs the configured chat model: a critique, a rewrite, then one answer per feedback
+    example for the candidate and for the current block (minutes with the local model).
+    """
+    from rich.console import Console
+
+    from adapters.backend import make_backend
+    from api.cli import load_settings
+    from api.services import build_memory
+    from graph.context import Services
+    from graph.optimizer import optimize_user
+    from memory.db import open_engine
+    from memory.store import RecordStore
+
+    settings = load_settings()
+    engine = open_engine(settings.db)
+    console = Console(stderr=True)
+    try:
+        with console.status("loading the model and the memory store"):
+            services = Services(
+                store=RecordStore(engine),
+                backend=make_backend(settings.model),
+                prompts=PromptLibrary(),
+                settings=settings.graph,
+                memory=build_memory(settings, engine),
+            )
+        with console.status(f"proposing and scoring a block for {user_id}"):
+            result = optimize_user(services, user_id, margin=margin, min_examples=min_examples)
+    finally:
+        engine.dispose()
+    typer.echo(f"{result.status}: {result.reason}")
+    if result.block is not None:
+        typer.echo(f"block {result.block.id} v{result.block.version}:\n{result.block.text}")

@@ -1,0 +1,291 @@
+"""Preference pairs from feedback, and the prompts they need.
+
+A pair says: for this prompt, the user preferred ``chosen`` over ``rejected``. The prompt is
+the exact list of messages the model was sent for the rejected (or rated) reply, stored
+with every assistant turn as it is recorded (``TurnPrompt``).
+
+Pairs come from three rules, applied to one prompt (one user turn) at a time:
+
+* ``edit``: the user rewrote a reply — chosen is the edit, rejected the model's reply;
+* ``regeneration``: a down-voted reply, then an up-voted regeneration of the same prompt —
+  chosen the later, up-voted reply;
+* ``up_vs_down``: an up-voted reply against a down-voted one for the same prompt, in any
+  order other than the one above.
+
+A turn's latest rating counts. Each pair's id is derived from what it compares, so
+rebuilding adds nothing twice; a rating that changes removes the pairs it no longer
+supports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from memory.records import Feedback, Turn, UTCDateTime, utcnow
+
+
+class TurnPrompt(SQLModel, table=True):
+    """The messages an assistant turn's model call was sent, exactly."""
+
+    __tablename__ = "turn_prompts"
+
+    turn_id: str = Field(primary_key=True, max_length=40)
+    """The assistant turn."""
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=40)
+    messages: list[dict[str, str]] = Field(default_factory=list, sa_type=sa.JSON)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class PreferencePair(SQLModel, table=True):
+    """Chosen over rejected, for a prompt, with where it came from."""
+
+    __tablename__ = "preference_pairs"
+    __table_args__ = (sa.Index("ix_preference_pairs_user_created", "user_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    """``pair_`` + digest of (rule, chosen source, rejected source): rebuilding is a no-op."""
+    user_id: str = Field(foreign_key="users.id", max_length=40)
+    prompt_turn_id: str = Field(max_length=40, index=True)
+    """The user turn both replies answer."""
+    prompt: list[dict[str, str]] = Field(default_factory=list, sa_type=sa.JSON)
+    """The messages as sent to the model (system prompt, history, the user message)."""
+    chosen: str = Field(sa_type=sa.Text)
+    rejected: str = Field(sa_type=sa.Text)
+    rule: str = Field(max_length=20)
+    """``edit``, ``regeneration`` or ``up_vs_down``."""
+    sources: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    """``{"turn_ids": [...], "feedback_ids": [...]}``: deleting any of these turns removes
+    the pair."""
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+def store_prompt(
+    session: Session,
+    *,
+    turn_id: str,
+    user_id: str,
+    messages: Sequence[dict[str, str]],
+) -> None:
+    """Keep the messages sent for assistant turn ``turn_id`` (idempotent)."""
+    if session.get(TurnPrompt, turn_id) is None:
+        session.add(
+            TurnPrompt(
+                turn_id=turn_id,
+                user_id=user_id,
+                messages=[dict(m) for m in messages],
+            )
+        )
+
+
+def prompt_of(session: Session, turn_id: str) -> TurnPrompt | None:
+    """The stored prompt of an assistant turn (``None`` before prompts were kept)."""
+    return session.get(TurnPrompt, turn_id)
+
+
+@dataclass(frozen=True)
+class Rated:
+    """An assistant reply to the prompt, with the user's latest feedback on it."""
+
+    turn_id: str
+    content: str
+    created_at: datetime
+    rating: str | None
+    feedback_id: str | None
+    edited_text: str | None
+
+
+@dataclass(frozen=True)
+class PairDraft:
+    """A pair before it is stored."""
+
+    rule: str
+    chosen: str
+    rejected: str
+    prompt_from: str
+    """The assistant turn whose stored prompt the pair uses."""
+    turn_ids: tuple[str, ...]
+    feedback_ids: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        """Deterministic id: the same comparison always gets the same id."""
+        digest = hashlib.sha256("|".join([self.rule, *self.turn_ids, self.chosen]).encode())
+        return f"pair_{digest.hexdigest()[:32]}"
+
+
+def plan_pairs(replies: Sequence[Rated]) -> list[PairDraft]:
+    """The pairs that the replies to one prompt support (pure; the rules above)."""
+    drafts: list[PairDraft] = []
+    for r in replies:
+        if r.edited_text and r.edited_text.strip() and r.edited_text.strip() != r.content.strip():
+            drafts.append(
+                PairDraft(
+                    rule="edit",
+                    chosen=r.edited_text,
+                    rejected=r.content,
+                    prompt_from=r.turn_id,
+                    turn_ids=(r.turn_id,),
+                    feedback_ids=(r.feedback_id,) if r.feedback_id else (),
+                )
+            )
+    ups = [r for r in replies if r.rating == "up"]
+    downs = [r for r in replies if r.rating == "down"]
+    for up in ups:
+        for down in downs:
+            later = (up.created_at, up.turn_id) > (down.created_at, down.turn_id)
+            drafts.append(
+                PairDraft(
+                    rule="regeneration" if later else "up_vs_down",
+                    chosen=up.content,
+                    rejected=down.content,
+                    prompt_from=down.turn_id,
+                    turn_ids=(up.turn_id, down.turn_id),
+                    feedback_ids=tuple(f for f in (up.feedback_id, down.feedback_id) if f),
+                )
+            )
+    return drafts
+
+
+def _replies(session: Session, user_id: str, prompt_turn_id: str) -> list[Rated]:
+    turns = session.exec(
+        select(Turn)
+        .where(
+            Turn.user_id == user_id,
+            Turn.reply_to_id == prompt_turn_id,
+            Turn.role == "assistant",
+        )
+        .order_by(col(Turn.created_at), col(Turn.id))
+    ).all()
+    ids = [t.id for t in turns]
+    latest: dict[str, Feedback] = {}
+    for row in session.exec(
+        select(Feedback)
+        .where(Feedback.user_id == user_id, col(Feedback.turn_id).in_(ids))
+        .order_by(col(Feedback.created_at), col(Feedback.id))
+    ).all():
+        latest[row.turn_id] = row  # the last one wins
+    out = []
+    for t in turns:
+        fb = latest.get(t.id)
+        out.append(
+            Rated(
+                turn_id=t.id,
+                content=t.content,
+                created_at=t.created_at,
+                rating=fb.rating if fb else None,
+                feedback_id=fb.id if fb else None,
+                edited_text=fb.edited_text if fb else None,
+            )
+        )
+    return out
+
+
+def build_pairs(session: Session, *, user_id: str, turn_id: str) -> dict[str, int]:
+    """Rebuild the pairs of the prompt that assistant turn ``turn_id`` answers.
+
+    Returns counts: ``added``, ``kept``, ``removed`` and ``skipped`` (drafts whose prompt
+    was never stored, from turns recorded before prompts were kept). The caller commits.
+    """
+    turn = session.get(Turn, turn_id)
+    if turn is None or turn.user_id != user_id or turn.reply_to_id is None:
+        return {"added": 0, "kept": 0, "removed": 0, "skipped": 0}
+    prompt_turn_id = turn.reply_to_id
+    drafts = plan_pairs(_replies(session, user_id, prompt_turn_id))
+    existing = {
+        p.id: p
+        for p in session.exec(
+            select(PreferencePair).where(
+                PreferencePair.user_id == user_id,
+                PreferencePair.prompt_turn_id == prompt_turn_id,
+            )
+        ).all()
+    }
+    counts = {"added": 0, "kept": 0, "removed": 0, "skipped": 0}
+    wanted: set[str] = set()
+    for d in drafts:
+        if d.id in existing:
+            wanted.add(d.id)
+            counts["kept"] += 1
+            continue
+        stored = prompt_of(session, d.prompt_from)
+        if stored is None:
+            counts["skipped"] += 1
+            continue
+        wanted.add(d.id)
+        session.add(
+            PreferencePair(
+                id=d.id,
+                user_id=user_id,
+                prompt_turn_id=prompt_turn_id,
+                prompt=stored.messages,
+                chosen=d.chosen,
+                rejected=d.rejected,
+                rule=d.rule,
+                sources={
+                    "turn_ids": [prompt_turn_id, *d.turn_ids],
+                    "feedback_ids": [*d.feedback_ids],
+                },
+            )
+        )
+        counts["added"] += 1
+    for pair_id, pair in existing.items():
+        if pair_id not in wanted:
+            session.delete(pair)
+            counts["removed"] += 1
+    session.flush()
+    return counts
+
+
+def list_pairs(
+    session: Session, *, user_id: str, limit: int = 100, offset: int = 0
+) -> tuple[Sequence[PreferencePair], int]:
+    """A page of the user's pairs, newest first, and the total."""
+    total = int(
+        session.exec(
+            select(sa.func.count())
+            .select_from(PreferencePair)
+            .where(PreferencePair.user_id == user_id)
+        ).one()
+    )
+    rows = session.exec(
+        select(PreferencePair)
+        .where(PreferencePair.user_id == user_id)
+        .order_by(col(PreferencePair.created_at).desc(), col(PreferencePair.id))
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return rows, total
+
+
+def delete_for_turns(session: Session, *, user_id: str, turn_ids: Sequence[str]) -> int:
+    """Delete the user's pairs built from any of ``turn_ids``; return how many.
+
+    A pair goes when its prompt turn or either reply is among them; so do the prompts
+    stored for those turns.
+    """
+    doomed = set(turn_ids)
+    removed = 0
+    for pair in session.exec(select(PreferencePair).where(PreferencePair.user_id == user_id)).all():
+        if doomed & set(pair.sources.get("turn_ids", [])):
+            session.delete(pair)
+            removed += 1
+    session.exec(
+        sa.delete(TurnPrompt).where(
+            col(TurnPrompt.user_id) == user_id, col(TurnPrompt.turn_id).in_(list(doomed))
+        )
+    )
+    return removed
+
+
+def delete_for_user(session: Session, *, user_id: str) -> int:
+    """Delete all of the user's pairs and stored prompts; return how many pairs."""
+    pairs = session.exec(sa.delete(PreferencePair).where(col(PreferencePair.user_id) == user_id))
+    session.exec(sa.delete(TurnPrompt).where(col(TurnPrompt.user_id) == user_id))
+    return int(pairs.rowcount)

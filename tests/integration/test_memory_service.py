@@ -1,0 +1,146 @@
+"""MemoryService on real SQLite, Chroma, FTS5 and MiniLM: deferred import, summaries, search."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from api.services import build_memory
+from api.settings import Settings
+from graph.prompts import PromptLibrary
+from memory import db, repo
+from memory.history import ImportSession, ImportTurn, import_history
+from memory.records import Memory, MemorySource
+from memory.service import MemoryService, NewMemory
+from memory.summaries import SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION
+from tests.conftest import shared_embedder
+from tests.fakes import ReplyModel
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def memory(settings: Settings) -> Iterator[MemoryService]:
+    engine = db.open_engine(settings.db)
+    try:
+        service = build_memory(settings, engine, shared_embedder())
+        service.clock = lambda: NOW
+        yield service
+        service.wait_dense()
+    finally:
+        engine.dispose()
+
+
+def _user(memory: MemoryService) -> str:
+    with Session(memory.engine) as session:
+        user, _ = repo.create_user(session, name="ana")
+        user_id = user.id
+        session.commit()
+    return user_id
+
+
+def _session(sid: str, started: datetime, *lines: tuple[str, str]) -> ImportSession:
+    turns = [ImportTurn(f"{sid}-{i}", role, text) for i, (role, text) in enumerate(lines)]
+    return ImportSession(sid, started, turns)
+
+
+def test_deferred_import_is_found_lexically_at_once_and_densely_after(
+    memory: MemoryService,
+) -> None:
+    assert memory.settings.import_dense == "deferred"
+    uid = _user(memory)
+    sessions = [
+        _session("s1", NOW - timedelta(days=3), ("user", "My tortoise Archibald is 80 years old.")),
+        _session("s2", NOW - timedelta(days=2), ("user", "Kayaking on the fjord this weekend.")),
+    ]
+    result = import_history(memory.engine, user_id=uid, sessions=sessions)
+    views = memory.import_turns(result.new_turns)
+    assert len(views) == 2
+    # Rows and terms are written before import_turns returns.
+    lexical = memory.search(uid, "Archibald", k=3, mode="lexical")
+    assert [v.sources[0]["external_id"] for v in lexical] == ["s1-0"]
+    assert memory.wait_dense(timeout=120)
+    assert memory.dense_backlog(uid) == 0 and memory.vectors.count(uid) == 2
+    dense = memory.search(uid, "how old is my pet reptile", k=1, mode="dense")
+    assert dense[0].sources[0]["external_id"] == "s1-0"
+
+
+def test_inline_import_writes_vectors_before_returning(memory: MemoryService) -> None:
+    memory.settings = memory.settings.model_copy(update={"import_dense": "inline"})
+    uid = _user(memory)
+    session = _session("s1", NOW - timedelta(days=1), ("user", "I play the bassoon."))
+    result = import_history(memory.engine, user_id=uid, sessions=[session])
+    memory.import_turns(result.new_turns)
+    assert memory.vectors.count(uid) == 1 and memory.dense_backlog(uid) == 0
+
+
+def test_dense_backlog_counts_memories_without_vectors(memory: MemoryService) -> None:
+    uid = _user(memory)
+    memory.add(uid, [NewMemory(kind="fact", text="The user likes figs.")], dense=False)
+    assert memory.dense_backlog(uid) == 1
+    assert memory.index_dense(uid) == 1
+    assert memory.dense_backlog(uid) == 0
+    assert memory.index_dense(uid) == 1 and memory.vectors.count(uid) == 1  # idempotent
+
+
+def test_ended_sessions_get_one_summary_with_every_turn_as_source(memory: MemoryService) -> None:
+    uid = _user(memory)
+    old = _session(
+        "trip",
+        NOW - timedelta(days=2),
+        ("user", "Hi"),
+        ("user", "I'm planning a trip to Japan in April."),
+        ("assistant", "Pack layers."),
+    )
+    small_talk = _session("hello", NOW - timedelta(days=2), ("user", "Thanks!"))
+    recent = _session("live", NOW - timedelta(minutes=5), ("user", "I adopted a beagle."))
+    result = import_history(memory.engine, user_id=uid, sessions=[old, small_talk, recent])
+    written = memory.summarize_ended_sessions(uid, idle_after=timedelta(hours=1))
+    assert [w.kind for w in written] == ["summary"]
+    summary = written[0]
+    assert summary.text == "I'm planning a trip to Japan in April."
+    assert summary.thread_id == result.thread_ids["trip"]
+    assert sorted(s["external_id"] or "" for s in summary.sources) == ["trip-0", "trip-1", "trip-2"]
+    assert summary.created_at == old.started_at + timedelta(seconds=2)  # the last turn's time
+    # Idempotent: the summarized thread is skipped, the small talk still has nothing to keep.
+    assert memory.summarize_ended_sessions(uid, idle_after=timedelta(hours=1)) == []
+    with Session(memory.engine) as session:
+        rows = session.exec(select(Memory).where(Memory.kind == "summary")).all()
+        links = session.exec(select(MemorySource).where(MemorySource.memory_id == summary.id)).all()
+    assert len(rows) == 1 and len(links) == 3
+    found = memory.search(uid, "Japan trip", k=5, kinds=["summary"], mode="lexical")
+    assert [v.id for v in found] == [summary.id]
+
+
+def test_a_summary_model_gets_the_prompt_file(memory: MemoryService) -> None:
+    uid = _user(memory)
+    sid = _session("s", NOW - timedelta(days=1), ("user", "I'm learning to sail."))
+    import_history(memory.engine, user_id=uid, sessions=[sid])
+    model = ReplyModel(reply="The user is learning to sail.")
+    written = memory.summarize_ended_sessions(uid, idle_after=timedelta(hours=1), chat_model=model)
+    assert [w.text for w in written] == ["The user is learning to sail."]
+    prompt = PromptLibrary().render(SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION, {})
+    assert model.calls[0][0].text == prompt
+
+
+def test_search_returns_a_repeated_text_once_and_prefers_what_the_user_said(
+    memory: MemoryService,
+) -> None:
+    uid = _user(memory)
+    memory.add(
+        uid,
+        [
+            NewMemory(kind="episodic", text="Any tips for my garden?", speaker="user"),
+            NewMemory(kind="episodic", text="Any tips for my garden?", speaker="user"),
+            NewMemory(kind="episodic", text="Your garden sounds lovely.", speaker="assistant"),
+            NewMemory(kind="episodic", text="My garden has six apple trees.", speaker="user"),
+        ],
+    )
+    for mode in ("hybrid", "dense", "lexical"):
+        texts = [v.text for v in memory.search(uid, "garden", k=4, mode=mode)]
+        assert sorted(texts) == sorted(set(texts)) and len(texts) == 3, mode
+    hybrid = memory.search(uid, "tell me about my garden", k=3)
+    assert hybrid[0].text == "My garden has six apple trees."
