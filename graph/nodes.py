@@ -122,9 +122,9 @@ async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
             score=m.score or 0.0,
         )
         for m in found
-        # Instructions live in the profile (which may have revoked them since): an old
-        # turn that gave one would only contradict it.
-        if not (m.kind == "episodic" and detect_instructions(m.text))
+        # Instructions live in the profile (which may have revoked them since): an
+        # instruction memory, or an old turn that gave one, would only contradict it.
+        if m.kind != "instruction" and not (m.kind == "episodic" and detect_instructions(m.text))
     ]
     return {"memories": memories}
 

@@ -21,6 +21,8 @@ from memory.style import compute_style, interests_in
 
 STYLE_WINDOW = 200
 """How many of the user's latest messages the style statistics are computed from."""
+STYLE_EVERY = 10
+"""Recompute the style statistics once per this many new messages from the user."""
 
 
 class ProfileVersionNotFoundError(LookupError):
@@ -38,7 +40,11 @@ def save_updates(
     profile = session.get(Profile, user_id)
     before = normalize(profile.data) if profile is not None else {}
     after = apply_updates(before, updates, source_turn_id=source_turn_id)
-    reasons = "; ".join(u.reason for u in updates if u.field != "memories")
+    reasons: dict[str, str] = {}
+    for u in updates:
+        if u.field != "memories":
+            top = u.field.split(".", 1)[0]  # formatting.emoji → formatting
+            reasons[top] = f"{reasons[top]}; {u.reason}" if top in reasons else u.reason
     return _store(session, user_id, profile, before, after, reasons, source_turn_id)
 
 
@@ -56,11 +62,14 @@ def _store(
     profile: Profile | None,
     before: dict[str, Any],
     after: dict[str, Any],
-    reason: str,
+    reason: str | dict[str, str],
     source_turn_id: str | None,
     *,
     redact: bool = False,
 ) -> Profile:
+    """Store ``after`` as a new version; ``reason`` may be given per top-level field."""
+    why = reason if isinstance(reason, dict) else {}
+    overall = "; ".join(dict.fromkeys(why.values())) if why else str(reason)
     if profile is None:
         profile = Profile(user_id=user_id, data={}, version=0)
         session.add(profile)
@@ -78,13 +87,13 @@ def _store(
                     field=field,
                     old_value=None if redact else before.get(field),
                     new_value=after.get(field),
-                    reason=reason[:500] or "updated",
+                    reason=(why.get(field) or overall)[:500] or "updated",
                     source_turn_id=source_turn_id,
                 )
             )
     session.add(
         ProfileVersion(
-            user_id=user_id, version=profile.version, data=after, reason=reason[:500] or "updated"
+            user_id=user_id, version=profile.version, data=after, reason=overall[:500] or "updated"
         )
     )
     session.flush()
@@ -129,25 +138,32 @@ def history(
     return list(session.exec(query.limit(limit)))
 
 
-def refresh_style(session: Session, *, user_id: str, window: int = STYLE_WINDOW) -> Profile:
+def refresh_style(
+    session: Session, *, user_id: str, window: int = STYLE_WINDOW, every: int = STYLE_EVERY
+) -> Profile:
     """Recompute style statistics and interests from the user's latest ``window`` messages.
 
-    Saved (as a new version) only when a rounded statistic changed or a new interest
-    appeared; interests the user removed by editing the profile are not re-added from
-    messages older than that edit.
+    Runs when the user has written ``every`` messages since the last computation (or
+    there is none yet), so the profile's history is not one version per message. Saved
+    only when a rounded statistic changed or a new interest appeared; interests the user
+    removed by editing the profile are not re-added from messages older than that edit.
     """
+    profile = session.get(Profile, user_id)
+    before = normalize(profile.data) if profile is not None else {}
+    total = session.exec(
+        select(func.count()).select_from(Turn).where(Turn.user_id == user_id, Turn.role == "user")
+    ).one()
+    seen = before.get("style", {}).get("total_messages")
+    if total == 0 or (seen is not None and total - seen < every):
+        return profile or Profile(user_id=user_id, data={}, version=0)
     rows = session.exec(
         select(Turn.content, Turn.created_at)
         .where(Turn.user_id == user_id, Turn.role == "user")
         .order_by(col(Turn.created_at).desc())
         .limit(window)
     ).all()
-    profile = session.get(Profile, user_id)
-    if not rows:
-        return profile or Profile(user_id=user_id, data={}, version=0)
-    before = normalize(profile.data) if profile is not None else {}
     texts = [content for content, _ in reversed(rows)]
-    after = {**before, "style": compute_style(texts)}
+    after = {**before, "style": {**compute_style(texts), "total_messages": total}}
     edited = _last_interest_edit(session, user_id)
     fresh = [content for content, at in reversed(rows) if edited is None or at > edited]
     known = {t.lower() for t in before.get("interests", [])}

@@ -148,5 +148,12 @@ def test_refresh_style_measures_the_users_own_messages_and_notices_interests(
         edited = profiles.replace(
             s, user_id=user.id, data={**first.data, "interests": ["sailing"]}, reason="edited"
         )
-        assert profiles.refresh_style(s, user_id=user.id).version == edited.version
-        assert s.get(type(edited), user.id).data["interests"] == ["sailing"]  # type: ignore[union-attr]
+        edited_version = edited.version
+        thread = new_id("thr")
+        q = Turn(user_id=user.id, thread_id=thread, role="user", content="hello again")
+        a = Turn(user_id=user.id, thread_id=thread, role="assistant", content="Hi!")
+        repo.record_exchange(s, thread_id=thread, user_id=user.id, user_turn=q, assistant_turn=a)
+        assert profiles.refresh_style(s, user_id=user.id).version == edited_version  # < 10 new
+        again = profiles.refresh_style(s, user_id=user.id, every=1)
+        assert again.version == edited_version + 1 and again.data["style"]["messages"] == 5
+        assert again.data["interests"] == ["sailing"]  # "chess" was removed after it was said
