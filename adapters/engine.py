@@ -7,7 +7,8 @@ model) and gets exactly that model, whatever other requests run beside it (see
 with a KV cache, so sampling uses a per-request :class:`torch.Generator` (a ``seed``
 reproduces a reply even beside other requests) and stop strings, cancellation and
 streaming are checked between tokens. A gate admits ``max_concurrency`` decodes at once;
-loading an adapter (which changes modules) waits until no decode runs.
+loading or unloading an adapter (which changes modules) waits until no decode runs; an
+adapter serves only while its files are on disk.
 """
 
 from __future__ import annotations
@@ -170,8 +171,10 @@ class LocalEngine:
         return names
 
     def has_adapter(self, name: str) -> bool:
-        """Whether ``name`` is loaded or can be loaded from ``adapters_dir``."""
-        return name in self._loaded or self._adapter_path(name) is not None
+        """Whether ``name`` is loaded or loadable with its files still on disk (never blocks)."""
+        if name in self._loaded:
+            return (self._loaded[name] / ADAPTER_CONFIG).is_file()
+        return self._adapter_path(name) is not None
 
     def _adapter_path(self, name: str) -> Path | None:
         """``adapters_dir / name`` when it holds an adapter; names cannot leave the dir."""
@@ -213,10 +216,28 @@ class LocalEngine:
             self._loaded[name] = source
             logger.info("loaded adapter %s in %.2f s", name, time.perf_counter() - started)
 
+    def unload_adapter(self, name: str) -> bool:
+        """Drop a loaded adapter (waiting until no decode runs); whether it was loaded.
+
+        A later request naming it loads it again only if its files are still on disk.
+        """
+        with self._load_lock:
+            if name not in self._loaded:
+                return False
+            with self._gate.exclusive():
+                assert self._peft is not None
+                self._peft.delete_adapter(name)
+            del self._loaded[name]
+        logger.info("unloaded adapter %s", name)
+        return True
+
     def _ensure_adapter(self, adapter: str | None) -> list[str]:
         """Load ``adapter`` if needed; return the ``adapter_names`` for a batch of one."""
         if adapter is None or adapter == BASE_ADAPTER:
             return [BASE_ADAPTER]
+        if adapter in self._loaded and not self.has_adapter(adapter):
+            self.unload_adapter(adapter)  # its files were deleted: stop serving it
+            raise AdapterNotFoundError(adapter)
         if adapter not in self._loaded:
             self.load_adapter(adapter)
         return [adapter]

@@ -273,6 +273,22 @@ def run_training(
 
         result = train_pairs(train_dpo, spec)
     report(TRAIN_DONE)
+    with Session(engine) as session:
+        snap_row = session.get(DatasetSnapshot, state["snapshot_id"])
+        deleted = snap_row is None or not sources_still_exist(session, snap_row)
+    if deleted:
+        # Weights trained on data deleted while the job ran are not kept, not registered.
+        shutil.rmtree(spec.output_dir, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        log.info("%s:%s: training data deleted mid-run; weights discarded", owner_kind, owner_id)
+        report(1.0)
+        return {
+            "adapter_id": None,
+            "owner": f"{owner_kind}:{owner_id}",
+            "kind": kind,
+            "status": "discarded",
+            "reasons": ["training data was deleted while the job ran; weights discarded"],
+        }
     decision = _gate(engine, settings, paths, spec, owner_kind, owner_id, kind, snapshot)
     report(GATE_DONE)
     with Session(engine) as session:

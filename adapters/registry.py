@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
-from adapters.records import AdapterRecord, DatasetSnapshot, OwnerKind, Sample
-from memory.records import Turn, User, UserGroup, utcnow
+from adapters.records import AdapterRecord, OwnerKind
+from memory.records import User, UserGroup, utcnow
+
+if TYPE_CHECKING:
+    from adapters.deletion import DerivedFiles
 
 PublishFn = Callable[[str, Path], None]
 """Makes adapter ``name`` in directory ``path`` servable (e.g. loads it into a backend)."""
@@ -271,13 +274,15 @@ def retire(session: Session, *, adapter_id: str, reason: str) -> AdapterRecord:
 
 
 def retire_for_deleted_data(engine: Engine, user_id: str, turn_ids: Sequence[str] | None) -> int:
-    """Retire every adapter trained on data that is being deleted.
+    """Retire every adapter trained on data that is being deleted, and delete what it made.
 
     Matches ``memory.deletion.AdapterRetirementHook``; entry points install it with
-    :func:`install_retirement_hook`. Owners of a retired promoted adapter fall back to
-    their next route target at once. For a whole user, their writing samples are deleted
-    too, and group adapters trained on any of their turns or samples are retired. Queuing
-    a retrain without the data is the caller's (``workers.training.retrain_after_deletion``).
+    :func:`install_retirement_hook`. The snapshots built from the data go (blobs and
+    rows), adapters trained on them are retired and lose their weight files, and a
+    deleted user's own adapters, snapshots and samples go; see
+    :func:`adapters.deletion.purge_for_deleted_data`. Owners of a retired promoted
+    adapter fall back to their next route target at once. Queuing a retrain without the
+    data is the caller's (``workers.training.retrain_after_deletion``).
 
     Args:
         engine: The record store.
@@ -285,44 +290,32 @@ def retire_for_deleted_data(engine: Engine, user_id: str, turn_ids: Sequence[str
         turn_ids: The deleted turns, or ``None`` when the whole user is deleted.
 
     Returns:
-        How many adapters were retired.
+        How many serving-eligible adapters were retired (or, a deleted user's own, deleted).
     """
-    from adapters.dataset_sources import delete_user_data, snapshots_using
+    from adapters.deletion import purge_for_deleted_data
 
-    with Session(engine) as session:
-        if turn_ids is None:
-            sample_ids = list(session.exec(select(Sample.id).where(Sample.user_id == user_id)))
-            snapshots = [
-                s.id for s in session.exec(select(DatasetSnapshot).where(_user_snapshot(user_id)))
-            ]
-            turn_ids_of_user = list(session.exec(select(Turn.id).where(Turn.user_id == user_id)))
-            snapshots += [
-                s.id
-                for s in snapshots_using(session, turn_ids=turn_ids_of_user, sample_ids=sample_ids)
-            ]
-            delete_user_data(session, user_id=user_id)
-        else:
-            snapshots = [s.id for s in snapshots_using(session, turn_ids=turn_ids)]
-        affected = adapters_trained_on(session, snapshot_ids=sorted(set(snapshots)))
-        for record in affected:
-            retire(session, adapter_id=record.id, reason=DATA_DELETED)
-        session.commit()
-        return len(affected)
+    return purge_for_deleted_data(engine, user_id, turn_ids)
 
 
-def install_retirement_hook() -> None:
+def install_retirement_hook(
+    engine: Engine | None = None, files: DerivedFiles | None = None
+) -> None:
     """Register :func:`retire_for_deleted_data` with the deletion cascades (once).
 
     Called by every entry point that may run a cascade (the API process, the worker).
+
+    Args:
+        engine: The deployment's record store, with ``files``.
+        files: Where that deployment keeps adapter weights and dataset snapshots, so
+            deletion removes them (and unloads adapters from this process's backend).
     """
+    from adapters.deletion import register_files
     from memory.deletion import ADAPTER_RETIREMENT_HOOKS
 
+    if engine is not None and files is not None:
+        register_files(engine, files)
     if retire_for_deleted_data not in ADAPTER_RETIREMENT_HOOKS:
         ADAPTER_RETIREMENT_HOOKS.append(retire_for_deleted_data)
-
-
-def _user_snapshot(user_id: str) -> Any:
-    return (col(DatasetSnapshot.owner_kind) == "user") & (col(DatasetSnapshot.owner_id) == user_id)
 
 
 def adapters_trained_on(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from adapters.backend import ChatBackend, make_backend
+from adapters.deletion import derived_files
 from adapters.registry import install_retirement_hook
 from api.metrics import Metrics
 from api.settings import Settings
@@ -107,11 +108,12 @@ async def open_services(
     ``embedder`` shares one loaded embedding model between several apps (tests).
     """
     engine = await asyncio.to_thread(db.open_engine, settings.db)
-    install_retirement_hook()  # deletion cascades retire adapters trained on the data
     store = RecordStore(engine)
     memory = await asyncio.to_thread(build_memory, settings, engine, embedder)
     if backend is None:
         backend = await asyncio.to_thread(make_backend, settings.model)
+    # deletion cascades retire adapters trained on the data and delete its files
+    install_retirement_hook(engine, derived_files(settings.model, settings.training, backend))
     prompts = PromptLibrary()
     prompts.source("system", settings.graph.prompt_version)  # fail at start, not per turn
     assert settings.graph.checkpoint_url is not None

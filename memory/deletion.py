@@ -9,10 +9,14 @@ by a crash and run again finishes the work. What goes:
 * a user: pairs and stored prompts, vectors and terms, then (``repo.delete_user``) every
   record, then the user's other jobs.
 
-Adapters trained on deleted data are retired through ``ADAPTER_RETIREMENT_HOOKS``: the
-adapters package appends a function there (memory must not import it); each gets
-``(engine, user_id, turn_ids)`` — ``turn_ids`` ``None`` for a whole user — and returns how
-many adapters it marked for retirement.
+Training data and adapters derived from deleted data go through
+``ADAPTER_RETIREMENT_HOOKS``: the adapters package appends a function there (memory must
+not import it); each gets ``(engine, user_id, turn_ids)`` — ``turn_ids`` ``None`` for a
+whole user — and returns how many adapters it marked. The adapters hook deletes the
+dataset snapshots built from the data (blobs and rows), retires the adapters trained on
+them and removes their weights, and for a user deletes their own snapshots, adapters and
+samples (``adapters.deletion``). For a turn it runs after the turn is gone; for a user,
+first, while their turns still name what was built from them.
 """
 
 from __future__ import annotations

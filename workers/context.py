@@ -54,9 +54,11 @@ def open_context(settings: Settings) -> WorkerContext:
         ctx = _opened.get(id(settings))
         if ctx is None:
             engine = db.open_engine(settings.db)
+            from adapters.deletion import derived_files
             from adapters.registry import install_retirement_hook
 
-            install_retirement_hook()  # deletion cascades retire adapters trained on the data
+            # deletion cascades retire adapters trained on the data and delete its files
+            install_retirement_hook(engine, derived_files(settings.model, settings.training))
             memory = build_memory(settings, engine)
 
             def graph_services() -> Services:

@@ -194,3 +194,49 @@ def test_a_killed_job_resumes_from_its_checkpoint(
     with Session(engine) as session:
         assert len(session.exec(select(AdapterRecord)).all()) == 1
         assert session.get(User, uid).adapter_name == result["adapter"]  # type: ignore[union-attr]
+
+
+def test_weights_trained_on_data_deleted_mid_run_are_discarded(
+    engine: Engine, settings: Settings, tmp_path: Path
+):
+    from sqlmodel import delete
+
+    from adapters.records import Sample
+
+    tiny = build_tiny_lm(tmp_path / "tiny")
+    uid = _user(engine)
+    with Session(engine) as session:
+        add_samples(session, user_id=uid, texts=[f"Arr, sample {i}!" for i in range(10)])
+        session.commit()
+    training = TrainingSettings(
+        datasets_url=str(tmp_path / "datasets"),
+        device="cpu",
+        sft_margin=0.0,
+        general_max_rise=100.0,
+    )
+    paths = TrainingPaths(tiny, tmp_path / "adapters", tmp_path / "runs")
+    calls: list[float] = []
+
+    def user_deletes_a_sample_at_step_1(value: float) -> None:
+        calls.append(value)
+        if len(calls) == 2:  # the snapshot is taken; training has begun
+            with Session(engine) as s:
+                first = s.exec(select(Sample.id).where(Sample.user_id == uid)).first()
+                s.exec(delete(Sample).where(Sample.id == first))  # type: ignore[arg-type]
+                s.commit()
+
+    result = run_training(
+        engine,
+        training,
+        paths,
+        owner_kind="user",
+        owner_id=uid,
+        kind="sft",
+        run_id="job_d",
+        overrides={"max_steps": 2, "save_steps": 1, "batch_size": 2},
+        progress=user_deletes_a_sample_at_step_1,
+    )
+    assert result["status"] == "discarded" and result["adapter_id"] is None
+    assert not paths.adapters_dir.exists() or not any(paths.adapters_dir.iterdir())
+    with Session(engine) as session:
+        assert session.exec(select(AdapterRecord)).all() == []
