@@ -4,9 +4,11 @@ Each case is a user message and the profile updates it should cause, as
 ``(field, op, value)``; ``value`` is compared case-insensitively, and for free-form
 standing rules (``instructions``/``add``) as a substring of the detected rule. Look-alikes
 expect nothing. Written by hand for this project; ``split``: ``dev`` and ``test`` were both
-seen while the rules were written (so their scores are optimistic); ``holdout`` cases were
-written afterwards and scored once, without changing a rule for them: they are the honest
-estimate.
+seen while the rules were written (so their scores are optimistic); ``holdout1`` cases were
+written afterwards and scored once (precision 1.000, recall 0.524), then the rules were
+widened for its misses, so it is seen now too; ``holdout2`` (``evals/instructions_holdout2``)
+was written blind by someone who never saw the rules or these cases, and scored once: the
+honest estimate.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class Case(NamedTuple):
     text: str
     expected: tuple[Expected, ...]
     kind: Literal["instruction", "revocation", "lookalike"]
-    split: Literal["dev", "test", "holdout"]
+    split: Literal["dev", "test", "holdout1", "holdout2"]
 
 
 def _c(text: str, *expected: Expected, kind: str = "instruction", split: str = "dev") -> Case:
@@ -159,66 +161,71 @@ CASES: tuple[Case, ...] = (
     _c("Write a short poem about the sea.", kind="lookalike"),
     _c("Could you explain it in more simple terms?", kind="lookalike", split="test"),
     _c("Answer this in French: what is your name?", kind="lookalike"),
-    # Held out: written after the rules, scored once, never tuned on.
-    _c("from here on out, call me Skipper", (NAME, "set", "Skipper"), split="holdout"),
-    _c("Would you mind calling me Bea?", (NAME, "set", "Bea"), split="holdout"),
-    _c("please just call me Tom, not Thomas", (NAME, "set", "Tom"), split="holdout"),
-    _c("I'd prefer you reply in Portuguese", ("language", "set", "Portuguese"), split="holdout"),
-    _c("can we switch to Dutch please", ("language", "set", "Dutch"), split="holdout"),
-    _c("Write to me in Polish from now on.", ("language", "set", "Polish"), split="holdout"),
-    _c("no emoji, ever", ("formatting.emoji", "set", False), split="holdout"),
-    _c("Too many emojis, tone it down", ("formatting.emoji", "set", False), split="holdout"),
-    _c("tl;dr style answers please", ("verbosity", "set", "brief"), split="holdout"),
-    _c("Make your replies shorter.", ("verbosity", "set", "brief"), split="holdout"),
-    _c("I need more detailed explanations", ("verbosity", "set", "detailed"), split="holdout"),
-    _c("Avoid lists, write in paragraphs.", ("formatting.lists", "set", False), split="holdout"),
-    _c("Be a bit more professional.", ("formality", "set", "formal"), split="holdout"),
+    # Holdout 1: written after the rules, scored once (R 0.524), then tuned on.
+    _c("from here on out, call me Skipper", (NAME, "set", "Skipper"), split="holdout1"),
+    _c("Would you mind calling me Bea?", (NAME, "set", "Bea"), split="holdout1"),
+    _c("please just call me Tom, not Thomas", (NAME, "set", "Tom"), split="holdout1"),
+    _c("I'd prefer you reply in Portuguese", ("language", "set", "Portuguese"), split="holdout1"),
+    _c("can we switch to Dutch please", ("language", "set", "Dutch"), split="holdout1"),
+    _c("Write to me in Polish from now on.", ("language", "set", "Polish"), split="holdout1"),
+    _c("no emoji, ever", ("formatting.emoji", "set", False), split="holdout1"),
+    _c("Too many emojis, tone it down", ("formatting.emoji", "set", False), split="holdout1"),
+    _c("tl;dr style answers please", ("verbosity", "set", "brief"), split="holdout1"),
+    _c("Make your replies shorter.", ("verbosity", "set", "brief"), split="holdout1"),
+    _c("I need more detailed explanations", ("verbosity", "set", "detailed"), split="holdout1"),
+    _c("Avoid lists, write in paragraphs.", ("formatting.lists", "set", False), split="holdout1"),
+    _c("Be a bit more professional.", ("formality", "set", "formal"), split="holdout1"),
     _c(
         "Answer like a Shakespearean actor from now on",
         ("tone", "set", "like a shakespearean actor"),
-        split="holdout",
+        split="holdout1",
     ),
     _c(
         "From now on, sign off every reply with 'Cheers'.",
         ("instructions", "add", "sign off every reply with"),
-        split="holdout",
+        split="holdout1",
     ),
     _c(
         "Never use the word 'delve'.",
         ("instructions", "add", "never use the word"),
-        split="holdout",
+        split="holdout1",
     ),
-    _c("Forget that I have a dog.", ("memories", "forget", "I have a dog"), split="holdout"),
+    _c("Forget that I have a dog.", ("memories", "forget", "I have a dog"), split="holdout1"),
     _c(
         "OK you can stop with the pirate voice",
         ("tone", "unset", None),
         kind="revocation",
-        split="holdout",
+        split="holdout1",
     ),
     _c(
-        "Please stop calling me Skipper.", (NAME, "unset", None), kind="revocation", split="holdout"
+        "Please stop calling me Skipper.",
+        (NAME, "unset", None),
+        kind="revocation",
+        split="holdout1",
     ),
     _c(
         "You don't have to answer in Polish anymore.",
         ("language", "unset", None),
         kind="revocation",
-        split="holdout",
+        split="holdout1",
     ),
     _c(
         "Emoji are fine again.",
         ("formatting.emoji", "set", True),
         kind="revocation",
-        split="holdout",
+        split="holdout1",
     ),
-    _c("My coach calls me Speedy.", kind="lookalike", split="holdout"),
-    _c("Everyone at work calls me Jay.", kind="lookalike", split="holdout"),
-    _c("Should I call my landlord tomorrow?", kind="lookalike", split="holdout"),
-    _c("My mother always answers in Italian when she's angry.", kind="lookalike", split="holdout"),
+    _c("My coach calls me Speedy.", kind="lookalike", split="holdout1"),
+    _c("Everyone at work calls me Jay.", kind="lookalike", split="holdout1"),
+    _c("Should I call my landlord tomorrow?", kind="lookalike", split="holdout1"),
+    _c("My mother always answers in Italian when she's angry.", kind="lookalike", split="holdout1"),
     _c(
-        "The teacher said to stop using bullet points in essays.", kind="lookalike", split="holdout"
+        "The teacher said to stop using bullet points in essays.",
+        kind="lookalike",
+        split="holdout1",
     ),
-    _c("I'm trying to be more concise in my emails.", kind="lookalike", split="holdout"),
-    _c("Can you translate 'good morning' into German?", kind="lookalike", split="holdout"),
-    _c("I forgot that I had a dentist appointment.", kind="lookalike", split="holdout"),
-    _c("Pirates never apologize, right?", kind="lookalike", split="holdout"),
+    _c("I'm trying to be more concise in my emails.", kind="lookalike", split="holdout1"),
+    _c("Can you translate 'good morning' into German?", kind="lookalike", split="holdout1"),
+    _c("I forgot that I had a dentist appointment.", kind="lookalike", split="holdout1"),
+    _c("Pirates never apologize, right?", kind="lookalike", split="holdout1"),
 )

@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from evals.instructions_data import CASES, Case, Expected
+from evals.instructions_holdout2 import CASES_HOLDOUT2
 from memory.instructions import ProfileUpdate, detect_instructions
 
 Detector = Callable[[str], list[ProfileUpdate]]
+ALL_CASES: tuple[Case, ...] = (*CASES, *CASES_HOLDOUT2)
 
 
 @dataclass
@@ -70,11 +72,11 @@ def score(cases: Iterable[Case], detect: Detector = detect_instructions) -> Scor
     return result
 
 
-def report(cases: Sequence[Case] = CASES, detect: Detector = detect_instructions) -> str:
+def report(cases: Sequence[Case] = ALL_CASES, detect: Detector = detect_instructions) -> str:
     """A printable table of precision and recall by split and kind, then the errors."""
     lines = [f"{'slice':<22}{'cases':>6}{'precision':>11}{'recall':>8}{'tp':>5}{'fp':>4}{'fn':>4}"]
     slices: list[tuple[str, list[Case]]] = [("all", list(cases))]
-    for split in ("dev", "test", "holdout"):
+    for split in ("dev", "test", "holdout1", "holdout2"):
         slices.append((f"split={split}", [c for c in cases if c.split == split]))
     for kind in ("instruction", "revocation", "lookalike"):
         slices.append((f"kind={kind}", [c for c in cases if c.kind == kind]))

@@ -95,6 +95,8 @@ async def apply_instructions(state: TurnState, runtime: Runtime[TurnContext]) ->
     profile, version = await ctx.services.store.save_profile_updates(
         ctx.user_id, updates, source_turn_id=state.user_turn_id or None
     )
+    if any(u.op in ("unset", "remove") for u in updates):
+        await ctx.services.store.retire_revoked(ctx.user_id, updates, before=state.profile)
     return {"profile": profile, "profile_version": version, "profile_updates": applied}
 
 

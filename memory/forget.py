@@ -8,8 +8,14 @@ turns themselves stay in the thread's transcript (delete a turn to remove it).
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
+from sqlmodel import Session, col, select
+
+from memory.instructions import ProfileUpdate
+from memory.records import Memory
 from memory.service import MemoryView
 from memory.words import content_words
 
@@ -45,3 +51,55 @@ def forget(memory: Searchable, user_id: str, what: str, *, k: int = 20) -> list[
     if ids:
         memory.delete(user_id, ids)
     return ids
+
+
+SLOTS = {
+    "preferred_name": "preferred_name",
+    "language": "response_language",
+    "verbosity": "response_length",
+    "formatting.emoji": "emoji",
+    "formality": "formality",
+}
+"""Profile field → the slot of the instruction memories that say the same thing."""
+
+
+def retire_revoked(
+    session: Session,
+    *,
+    user_id: str,
+    updates: Sequence[ProfileUpdate],
+    before: dict[str, Any],
+    now: datetime,
+) -> list[str]:
+    """Mark the instruction memories that revoked preferences contradict as no longer valid.
+
+    "You can stop calling me Captain" unsets the name; the distilled memory "the user wants
+    to be called Captain" gets ``invalid_at`` (it stays in history). Matched by the field's
+    slot, or, for a tone or a free-form rule, by most of its content words.
+    """
+    retired: list[str] = []
+    for update in updates:
+        if update.op not in ("unset", "remove"):
+            continue
+        query = select(Memory).where(
+            Memory.user_id == user_id,
+            Memory.kind == "instruction",
+            col(Memory.invalid_at).is_(None),
+        )
+        slot = SLOTS.get(update.field)
+        if slot is not None:
+            rows = list(session.exec(query.where(Memory.slot == slot)))
+        else:
+            said = before.get("tone") if update.field == "tone" else update.value
+            words = content_words(str(said or "")) - {"like", "talk", "answer"}
+            rows = [
+                m
+                for m in session.exec(query)
+                if words and len(words & content_words(m.text)) / len(words) >= MIN_OVERLAP
+            ]
+        for row in rows:
+            row.invalid_at = now
+            session.add(row)
+            retired.append(row.id)
+    session.flush()
+    return retired

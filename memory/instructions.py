@@ -109,13 +109,13 @@ _STANDING_LEAD = re.compile(
 )
 _POLITE_LEAD = re.compile(
     r"^(?:ok(?:ay)?|so|and|also|oh|hey|well|alright|right|actually|btw|by\s+the\s+way|"
-    r"please|pls|plz|kindly|one\s+more\s+thing|one\s+thing|"
+    r"please|pls|plz|kindly|just|one\s+more\s+thing|one\s+thing|"
     r"i\s+(?:want|need)\s+you\s+to|i'?d\s+(?:like|love|prefer)\s+(?:it\s+if\s+)?you\s+(?:to\s+)?|"
     r"i\s+would\s+(?:like|love|prefer)\s+(?:it\s+if\s+)?you\s+(?:to\s+)?|i\s+prefer\s+(?:that\s+)?you\s+|"
-    r"can\s+you|could\s+you|would\s+you|will\s+you|would\s+you\s+mind|you\s+can|you\s+could|"
+    r"would\s+you\s+mind|can\s+you|could\s+you|would\s+you|will\s+you|you\s+can|you\s+could|"
     r"you\s+should|you\s+must|you\s+may|make\s+sure\s+(?:to|you)|be\s+sure\s+to|remember\s+to|"
     r"try\s+to|do\s+me\s+a\s+favou?r\s+and|feel\s+free\s+to\s+(?=use)|"
-    r"let'?s\s+(?=switch|go\s+back|keep|stick))\b[,:]?\s*",
+    r"(?:let'?s|can\s+we|could\s+we|shall\s+we)\s+(?=switch|go\s+back|keep|stick))\b[,:]?\s*",
     _I,
 )
 _TRAILING = re.compile(
@@ -190,7 +190,7 @@ _SAY = r"(?:answer|reply|respond|speak|talk|write|chat|text|explain\s+things)"
 
 # Each rule: pattern anchored at the clause start → builder of updates.
 _CALL_ME = re.compile(
-    r"^(?:call|address|refer\s+to|name)\s+me(?:\s+as)?\s+(?P<name>[\w'.-]+(?:\s+[\w'.-]+){0,3})",
+    r"^(?:call(?:ing)?|address(?:ing)?|refer(?:ring)?\s+to|name)\s+me(?:\s+as)?\s+(?P<name>[\w'.-]+(?:\s+[\w'.-]+){0,3})",
     _I,
 )
 _STOP_NAME = re.compile(
@@ -206,23 +206,25 @@ _LANG_SET = re.compile(
     _I,
 )
 _LANG_STOP = re.compile(
-    r"^(?:stop|quit)\s+(?:" + r"answering|replying|responding|speaking|talking|writing"
-    r")(?:\s+to\s+me)?\s+in\s+" + _LANG,
+    r"^(?:(?:stop|quit)\s+(?:answering|replying|responding|speaking|talking|writing)|"
+    r"(?:you\s+)?(?:don'?t|do\s+not)\s+(?:have|need)\s+to\s+(?:answer|reply|respond|speak|"
+    r"talk|write))(?:\s+to\s+me)?\s+in\s+" + _LANG,
     _I,
 )
 _EMOJI_OFF = re.compile(
     r"^(?:(?:stop|quit)\s+(?:using|adding|putting|sending)|(?:don'?t|do\s+not|never)\s+(?:use|add|"
     r"put|send)|no(?:\s+more)?|avoid|drop\s+the|lose\s+the|without|less|fewer|cut\s+(?:out\s+)?the)"
-    r"\s+(?:any\s+|all\s+(?:the|those)\s+|the\s+|those\s+|so\s+many\s+)?emojis?\b",
+    r"\s+(?:any\s+|all\s+(?:the|those)\s+|the\s+|those\s+|so\s+many\s+)?emojis?\b|"
+    r"^(?:way\s+)?too\s+many\s+emojis?\b",
     _I,
 )
 _EMOJI_ON = re.compile(
     r"^(?:use|add|include|put\s+in|throw\s+in|more)\s+(?:some\s+|more\s+|lots\s+of\s+|a\s+few\s+)?"
-    r"emojis?\b",
+    r"emojis?\b|^emojis?\s+(?:are|is)\s+(?:fine|ok(?:ay)?|allowed|welcome|good)\b",
     _I,
 )
 _BRIEF = re.compile(
-    r"^(?:(?:give\s+(?:me\s+)?)?(?:shorter|briefer|more\s+concise|less\s+wordy|more\s+succinct)\s+(?:answers|replies|"
+    r"^(?:tl;?dr\b|(?:give\s+(?:me\s+)?|i\s+(?:need|want|prefer)\s+)?(?:shorter|briefer|more\s+concise|less\s+wordy|more\s+succinct)\s+(?:answers|replies|"
     r"responses)|(?:be|keep\s+(?:it|things|your\s+(?:answers|replies|responses)))\s+(?:more\s+)?"
     r"(?:brief|short|concise|succinct|to\s+the\s+point)|(?:make|keep)\s+(?:your\s+)?(?:answers|"
     r"replies|responses)\s+(?:shorter|short|brief)|(?:answer|reply|respond)\s+(?:briefly|"
@@ -232,7 +234,8 @@ _BRIEF = re.compile(
     _I,
 )
 _DETAILED = re.compile(
-    r"^(?:(?:give\s+(?:me\s+)?)?(?:longer|more\s+detailed|fuller)\s+(?:answers|replies|responses)|(?:be\s+more|go\s+into\s+"
+    r"^(?:(?:give\s+(?:me\s+)?|i\s+(?:need|want|prefer)\s+)?(?:longer|more\s+detailed|fuller)\s+"
+    r"(?:answers|replies|responses|explanations)|(?:be\s+more|go\s+into\s+"
     r"more)\s+detail(?:ed)?|(?:give|explain)\s+(?:me\s+)?more\s+detail|elaborate\s+more|(?:answer|"
     r"reply|respond)\s+in\s+(?:more\s+)?detail|(?:your\s+)?(?:answers|replies|responses)\s+are\s+"
     r"(?:way\s+)?too\s+short)\b",
@@ -260,7 +263,8 @@ _MARKDOWN_OFF = re.compile(
 )
 _MARKDOWN_ON = re.compile(r"^(?:use|format\s+(?:with|in)|write\s+in)\s+markdown\b", _I)
 _FORMAL = re.compile(
-    r"^(?:be|sound|stay|keep\s+it)\s+(?:more\s+)?(?P<f>formal|professional|polite)\b|"
+    r"^(?:be|sound|stay|keep\s+it)\s+(?:a\s+(?:bit|little)\s+)?(?:more\s+)?"
+    r"(?P<f>formal|professional|polite)\b|"
     r"^(?:be|sound|keep\s+it)\s+(?:more\s+)?(?P<c>casual|informal|relaxed|laid[\s-]back)\b|"
     r"^(?:be\s+)?less\s+(?P<c2>formal|stiff|stuffy)\b|^(?:stop|quit)\s+being\s+(?:so\s+)?"
     r"(?P<c3>formal|stiff)\b",
@@ -279,7 +283,8 @@ _TONE_ADJ = re.compile(
 _TONE_STOP = re.compile(
     r"^(?:(?:stop|quit)\s+(?:" + r"answering|replying|responding|speaking|talking|writing|acting|"
     r"sounding)\s+like\s+(?:a|an)\s+[a-z]+|drop\s+the\s+[a-z]+\s+(?:act|voice|talk|thing|"
-    r"persona|accent)|no\s+more\s+[a-z]+\s+(?:talk|speak|voice)|(?:talk|speak|answer|write)\s+"
+    r"persona|accent)|(?:stop|quit)\s+with\s+the\s+[a-z]+\s+(?:act|voice|talk|thing|persona|"
+    r"accent)|no\s+more\s+[a-z]+\s+(?:talk|speak|voice)|(?:talk|speak|answer|write)\s+"
     r"normally|back\s+to\s+normal)\b",
     _I,
 )
@@ -360,7 +365,8 @@ _NOT_IMPERATIVE = frozenset(
 def detect_instructions(text: str) -> list[ProfileUpdate]:
     """Return the profile updates ``text`` explicitly asks for, in the order found."""
     updates: list[ProfileUpdate] = []
-    for sentence in _SENTENCES.split(_QUOTED.sub(" … ", text)):
+    text = re.sub(r"\btl;dr\b", "tldr", _QUOTED.sub(" … ", text), flags=_I)  # not a sentence end
+    for sentence in _SENTENCES.split(text):
         standing = False  # "from now on" covers the rest of its sentence
         for raw in _CONNECTIVES.split(sentence):
             clause, marked = _strip(raw.strip())

@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from memory import procedural, repo
+from memory import forget, procedural, repo
 from memory import profile as profiles
 from memory.instructions import ProfileUpdate
-from memory.records import Thread, Turn
+from memory.records import Thread, Turn, utcnow
 
 T = TypeVar("T")
 
@@ -85,6 +85,16 @@ class RecordStore:
             return dict(prof.data), prof.version
 
         return await self._run(work)
+
+    async def retire_revoked(
+        self, user_id: str, updates: Sequence[ProfileUpdate], *, before: dict[str, Any]
+    ) -> list[str]:
+        """Invalidate the instruction memories that revoking ``updates`` contradict."""
+        return await self._run(
+            lambda s: forget.retire_revoked(
+                s, user_id=user_id, updates=updates, before=before, now=utcnow()
+            )
+        )
 
     async def record_exchange(
         self, *, thread_id: str, user_id: str, user_turn: Turn, assistant_turn: Turn

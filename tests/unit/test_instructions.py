@@ -81,8 +81,8 @@ def test_preferences_map_to_profile_fields(text: str, field: str, value: object)
 
 
 def test_every_labelled_dev_and_test_case_passes() -> None:
-    # The rules were written against these; the holdout split is only scored in evals/.
-    seen = [c for c in CASES if c.split in ("dev", "test")]
+    # The rules were written against these; holdout2 (blind) is only scored in evals/.
+    seen = [c for c in CASES if c.split in ("dev", "test", "holdout1")]
     result = score(seen)
     assert (result.misses, result.false_alarms) == ([], [])
 

@@ -220,3 +220,24 @@ async def test_prompt_versions_are_listed_and_shown(api: Api) -> None:
     r = await api.client.get("/v1/prompts/system/v9", headers=api.auth(key))
     assert r.status_code == 404 and "v9" in r.json()["error"]["message"]
     assert (await api.client.get("/v1/prompts")).status_code == 401
+
+
+async def test_revoking_a_tone_invalidates_the_distilled_instruction(worker_api: Api) -> None:
+    api = worker_api
+    uid, key = api.new_user()
+    await _say(api, key, "From now on talk like a pirate.")
+    await api.drain_jobs()
+
+    async def pirate_rules(valid_only: bool) -> list[dict[str, Any]]:
+        invalid = "false" if valid_only else "true"
+        r = await api.client.get(
+            f"/v1/users/{uid}/memories?kind=instruction&include_invalid={invalid}",
+            headers=api.auth(key),
+        )
+        return [m for m in r.json()["data"] if "pirate" in m["text"]]
+
+    assert await pirate_rules(valid_only=True)
+    await _say(api, key, "Drop the pirate act.")
+    assert await pirate_rules(valid_only=True) == []
+    (kept,) = await pirate_rules(valid_only=False)
+    assert kept["invalid_at"] is not None  # retired, kept as history
