@@ -16,25 +16,16 @@ from memory.jobs import Job
 from memory.records import User, UserGroup
 from tests.conftest import ADMIN_KEY, Api
 from tests.fakes import ScriptedBackend
-from tests.tiny_lm import build_tiny_lm
+from tests.integration import training_support
+from tests.integration.training_support import for_tiny_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_lm(tmp_path_factory.mktemp("tiny") / "model")
+tiny = training_support.tiny  # the shared fixture, under its own name here
 
 
 @pytest.fixture
 def settings(settings: Settings, tiny: Path) -> Settings:
-    settings.model.base_model_dir = tiny
-    settings.training.device = "cpu"
-    settings.training.min_sft_examples = 4
-    settings.training.min_dpo_pairs = 4
-    # A random tiny model: the gate's margins are the real model's business (evals/).
-    settings.training.sft_margin = 0.0
-    settings.training.general_max_rise = 100.0
+    for_tiny_model(settings, tiny)
     return settings
 
 
