@@ -24,6 +24,7 @@ from memory import db, repo
 from memory.embeddings import MiniLMEmbedder
 from memory.extraction import EXTRACTION_PROMPT, EXTRACTION_PROMPT_VERSION, make_extractor
 from memory.index import Embedder
+from memory.instructions_llm import make_detector
 from memory.lexical import make_lexical_index
 from memory.service import MemoryService
 from memory.store import RecordStore
@@ -128,6 +129,13 @@ async def open_services(
                 settings=settings.graph,
                 memory=memory,
                 after_turn=submit.after_turn(jobs),
+                detect=make_detector(
+                    settings.memory.instruction_detector,
+                    base_url=settings.memory.extractor_base_url,
+                    model=settings.memory.extractor_model,
+                    api_key=settings.memory.extractor_api_key,
+                    prompt_template=prompts.source("instruction_detect", "v1"),
+                ),
             )
             runner = TurnRunner(
                 graph=build_turn_graph().compile(checkpointer=saver),

@@ -241,24 +241,64 @@ def _model_settings() -> Any:
 
 
 @eval_app.command("instructions")
-def instructions(json_path: JsonOut = None) -> None:
+def instructions(
+    json_path: JsonOut = None,
+    with_model: Annotated[
+        bool,
+        typer.Option(
+            "--with-model",
+            help="Score the rules plus the configured instruction model "
+            "(ATTUNE_MEMORY__EXTRACTOR_BASE_URL / _MODEL) instead of the rules alone.",
+        ),
+    ] = False,
+) -> None:
     """Precision and recall of instruction detection on the labelled phrasings.
 
     Per split (dev, test and holdout1 were seen while writing the rules; holdout2 was
     written blind and scored once: the honest estimate) and per kind (instructions,
     revocations, look-alikes), then every miss and false alarm.
     """
-    from evals.instructions_eval import ALL_CASES, report, score
+    from evals.instructions_eval import ALL_CASES, Detector, report, score
+    from memory.instructions import detect_instructions
+
+    detect: Detector = detect_instructions
+    if with_model:
+        detect = _model_detector()
 
     names = ("dev", "test", "holdout1", "holdout2")
     splits = {s: [c for c in ALL_CASES if c.split == s] for s in names}
     figures = {
         name: {"cases": len(cases), "precision": r.precision, "recall": r.recall}
         for name, cases in [("all", list(ALL_CASES)), *splits.items()]
-        for r in [score(cases)]
+        for r in [score(cases, detect)]
     }
     _write_json(json_path, figures)
-    typer.echo(report())
+    typer.echo(report(detect=detect))
+
+
+def _model_detector() -> Any:
+    """The rules plus the configured instruction model, as a plain function."""
+    import asyncio
+
+    from api.cli import load_settings  # here, not at import: api.cli mounts this module
+    from graph.prompts import PromptLibrary
+    from memory.instructions_llm import make_detector
+
+    m = load_settings().memory
+    if not m.extractor_model:
+        raise typer.BadParameter(
+            "set ATTUNE_MEMORY__EXTRACTOR_MODEL (and _BASE_URL) to an OpenAI-compatible model",
+            param_hint="--with-model",
+        )
+    detector = make_detector(
+        "llm",
+        base_url=m.extractor_base_url,
+        model=m.extractor_model,
+        api_key=m.extractor_api_key,
+        prompt_template=PromptLibrary().source("instruction_detect", "v1"),
+    )
+    assert detector is not None
+    return lambda text: asyncio.run(detector(text))
 
 
 @eval_app.command("persona")

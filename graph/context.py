@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from adapters.backend import ChatBackend
 from graph.config import GraphSettings
 from graph.prompts import PromptLibrary
+from memory.instructions import ProfileUpdate
 from memory.records import Turn, utcnow
 from memory.service import MemoryService
 from memory.store import RecordStore
 
+Detector = Callable[[str], Awaitable[list[ProfileUpdate]]]
+"""A message → the profile updates it asks for."""
 AfterTurn = Callable[[Turn, Turn, Sequence[dict[str, str]]], None]
 """``(user_turn, assistant_turn, prompt_messages)``: called in a thread once a turn is
 recorded and indexed. The API's keeps the prompt as sent and enqueues distillation."""
@@ -30,6 +33,9 @@ class Services:
     clock: Callable[[], datetime] = field(default=utcnow)
     after_turn: AfterTurn | None = None
     """``None`` (tests, benchmarks, local chat): distill inline instead."""
+    detect: Detector | None = None
+    """Instruction detection beyond the rules (``memory.instructions_llm``); ``None``: the
+    rules alone."""
 
 
 @dataclass(frozen=True)

@@ -79,10 +79,12 @@ async def apply_instructions(state: TurnState, runtime: Runtime[TurnContext]) ->
     "Forget that I …" deletes the memories that say so before ``recall`` runs. A dry run
     (prompt preview) shows the effect without storing it.
     """
-    updates = detect_instructions(_new_message(state))
+    ctx = runtime.context
+    text = _new_message(state)
+    detect = ctx.services.detect
+    updates = await detect(text) if detect is not None else detect_instructions(text)
     if not updates:
         return {"profile_updates": []}
-    ctx = runtime.context
     applied = [asdict(u) for u in updates]
     if ctx.dry_run:
         profile, version = apply_updates(state.profile, updates), state.profile_version

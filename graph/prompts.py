@@ -62,6 +62,7 @@ class ProceduralPromptVars(TypedDict):
 
 DECLARED_VARIABLES: dict[str, frozenset[str]] = {
     "system": frozenset(SystemPromptVars.__annotations__),
+    "instruction_detect": frozenset(),
     "procedural_critique": frozenset({"current", "examples"}),
     "procedural_rewrite": frozenset(ProceduralPromptVars.__annotations__),
     # Memory's prompts (memory.extraction.EXTRACTION_PROMPT, memory.summaries.SUMMARY_PROMPT).

@@ -25,18 +25,18 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import jinja2
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import Runnable, RunnableLambda
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from memory.dates import resolve_relative_dates
 from memory.extraction_instructions import match_instructions
 from memory.extraction_rules import match_facts
 from memory.extraction_text import Kind, split_clauses, split_sentences
+from memory.llm import as_model, openai_chat, structured
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class LLMExtractor:
         """
         self.chat_model = chat_model
         self.fallback: Extractor = fallback or RuleExtractor()
-        self._runnable = _structured(chat_model)
+        self._runnable = structured(chat_model, ExtractedMemories)
         self._template = _compile(prompt_template)
 
     def extract(self, text: str, *, speaker: str, at: datetime) -> list[Candidate]:
@@ -244,15 +244,8 @@ def make_extractor(
         raise ValueError("the llm extractor needs a model name")
     if not prompt_template:
         raise ValueError("the llm extractor needs its prompt template")
-    from langchain_openai import ChatOpenAI  # heavy import, only where configured
-
-    chat = ChatOpenAI(
-        model=model,
-        base_url=base_url,
-        api_key=SecretStr(api_key or "not-needed"),
-        temperature=0,
-        timeout=timeout,
-        max_retries=max_retries,
+    chat = openai_chat(
+        base_url=base_url, model=model, api_key=api_key, timeout=timeout, max_retries=max_retries
     )
     return LLMExtractor(chat, prompt_template=prompt_template)
 
@@ -264,30 +257,6 @@ def extract_memories(
     return dedupe((extractor or RuleExtractor()).extract(text, speaker=speaker, at=at))
 
 
-_Structured = Runnable[LanguageModelInput, Any]
-
-
-def _structured(chat_model: BaseChatModel) -> _Structured:
-    try:
-        return chat_model.with_structured_output(
-            ExtractedMemories, method="json_schema", strict=True
-        )
-    except NotImplementedError:
-        # A chat model without tool or schema support: ask plainly, parse the reply.
-        return chat_model | RunnableLambda(_parse_reply)
-
-
-def _parse_reply(message: BaseMessage) -> ExtractedMemories:
-    text = message.text.strip()
-    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
-    if fenced:
-        text = fenced.group(1).strip()
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end < start:
-        raise ValueError("the model's reply holds no JSON object")
-    return ExtractedMemories.model_validate_json(text[start : end + 1])
-
-
 def _compile(source: str) -> jinja2.Template:
     # The same options as graph.prompts.PromptLibrary, so both render a template alike.
     env = jinja2.Environment(
@@ -297,13 +266,10 @@ def _compile(source: str) -> jinja2.Template:
 
 
 def _candidates(result: object, *, speaker: str, at: datetime) -> list[Candidate]:
-    if isinstance(result, dict):
-        result = ExtractedMemories.model_validate(result)
-    if not isinstance(result, ExtractedMemories):
-        raise TypeError(f"the model returned {type(result).__name__}, not memories")
+    memories = as_model(result, ExtractedMemories)
     who: Speaker = "assistant" if speaker == "assistant" else "user"
     found: list[Candidate] = []
-    for item in result.memories:
+    for item in memories.memories:
         text = " ".join(item.text.split())
         if not text or len(text) > 500:
             continue

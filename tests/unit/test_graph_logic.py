@@ -119,6 +119,7 @@ PROMPT_SAMPLES: dict[str, tuple[dict[str, Any], list[str]]] = {
         },
         ["Ada", "likes tea", "be brief", "be kind"],
     ),
+    "instruction_detect": ({}, ["standing instructions", '{"updates": []}']),
     "procedural_critique": (
         {"current": "Be brief.", "examples": [_EXAMPLE]},
         ["Be brief.", "monad", "too abstract", "wrapper"],
