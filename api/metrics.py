@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, func, select
+
+from adapters.records import AdapterRecord
+from memory.jobs import Job
+from memory.records import utcnow
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -51,6 +61,55 @@ class Metrics:
             registry=self.registry,
         )
 
+    def watch(self, engine: Engine) -> None:
+        """Also export what the database holds: jobs, the queue's age, adapters."""
+        self.registry.register(StoreCollector(engine))
+
     def render(self) -> bytes:
         """The text exposition format."""
         return bytes(generate_latest(self.registry))
+
+
+class StoreCollector(Collector):
+    """Gauges read from the database at scrape time, so they count every process's work.
+
+    Workers on other machines write the same job and adapter tables; counting there, not
+    in this process, is what makes the figures true for the whole deployment.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        """Count over ``engine``'s tables."""
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        """One aggregate query per family."""
+        jobs = GaugeMetricFamily(
+            "attune_jobs", "Jobs by kind and status.", labels=["kind", "status"]
+        )
+        oldest = GaugeMetricFamily(
+            "attune_jobs_oldest_queued_seconds",
+            "Age of the oldest queued job (0 when none waits): a backlog alarm.",
+        )
+        adapters = GaugeMetricFamily(
+            "attune_adapters", "Adapters by owner kind and status.", labels=["owner", "status"]
+        )
+        with Session(self.engine) as session:
+            for kind, status, n in session.exec(
+                select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)
+            ):
+                jobs.add_metric([kind, status], n)
+            first = session.exec(
+                select(func.min(Job.created_at)).where(col(Job.status) == "queued")
+            ).one()
+            for owner, status, n in session.exec(
+                select(AdapterRecord.owner_kind, AdapterRecord.status, func.count()).group_by(
+                    AdapterRecord.owner_kind, AdapterRecord.status
+                )
+            ):
+                adapters.add_metric([owner, status], n)
+        age = 0.0
+        if first is not None:
+            first = first if first.tzinfo else first.replace(tzinfo=utcnow().tzinfo)
+            age = max(0.0, (utcnow() - first).total_seconds())
+        oldest.add_metric([], age)
+        yield from (jobs, oldest, adapters)

@@ -117,6 +117,8 @@ async def open_services(
     install_retirement_hook(engine, derived_files(settings.model, settings.training, backend))
     prompts = PromptLibrary()
     prompts.source("system", settings.graph.prompt_version)  # fail at start, not per turn
+    metrics = Metrics()
+    metrics.watch(engine)
     assert settings.graph.checkpoint_url is not None
     worker: EmbeddedWorker | None = None
     try:
@@ -159,7 +161,7 @@ async def open_services(
                 backend=backend,
                 runner=runner,
                 prompts=prompts,
-                metrics=Metrics(),
+                metrics=metrics,
                 memory=memory,
                 jobs=jobs,
                 worker=worker,

@@ -212,3 +212,7 @@ async def test_metrics_and_health(api: Api) -> None:
     assert r.status_code == 200
     assert 'attune_turns_total{outcome="ok",target="base"} 1.0' in r.text
     assert "attune_http_requests_total" in r.text
+    # Read from the database: no worker runs here, so the turn's distill job waits.
+    assert 'attune_jobs{kind="distill",status="queued"} 1.0' in r.text
+    age = next(ln for ln in r.text.splitlines() if ln.startswith("attune_jobs_oldest_queued"))
+    assert float(age.split()[-1]) >= 0.0
