@@ -10,22 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from datasets import Dataset
 from trl.trainer.dpo_config import DPOConfig
 from trl.trainer.dpo_trainer import DPOTrainer
 
 from adapters.datasets import PreferencePair
-from adapters.training import (
-    ProgressCallback,
-    RunSpec,
-    TrainingResult,
-    finished,
-    load_for_training,
-    lora_config,
-    result_from_marker,
-    run_and_publish,
-    trainer_arguments,
-)
+from adapters.training import RunSpec, TrainingResult, train_lora, trainer_arguments
 
 
 def dpo_records(pairs: Sequence[PreferencePair]) -> list[dict[str, Any]]:
@@ -38,6 +27,18 @@ def dpo_records(pairs: Sequence[PreferencePair]) -> list[dict[str, Any]]:
         }
         for p in pairs
     ]
+
+
+def dpo_config(spec: RunSpec) -> DPOConfig:
+    """The ``DPOTrainer`` arguments for ``spec``, with its ``beta``."""
+    return DPOConfig(
+        **trainer_arguments(spec),
+        max_length=spec.hparams.max_length,
+        beta=spec.hparams.beta,
+        # The reference (adapter off) log-probabilities are computed once before the
+        # first step instead of in every step of every epoch.
+        precompute_ref_log_probs=True,
+    )
 
 
 def train_dpo(pairs: Sequence[PreferencePair], spec: RunSpec) -> TrainingResult:
@@ -58,27 +59,10 @@ def train_dpo(pairs: Sequence[PreferencePair], spec: RunSpec) -> TrainingResult:
     """
     if spec.kind != "dpo":
         raise ValueError(f"train_dpo needs a dpo spec, got {spec.kind!r}")
-    done = finished(spec.output_dir)
-    if done is not None:
-        return result_from_marker(spec.output_dir, done)
-    if not pairs:
-        raise ValueError("no preference pairs to train on")
-    model, tokenizer = load_for_training(spec.base_model_dir, spec.device)
-    args = DPOConfig(
-        **trainer_arguments(spec),
-        max_length=spec.hparams.max_length,
-        beta=spec.hparams.beta,
-        # The reference (adapter off) log-probabilities are computed once before the
-        # first step instead of in every step of every epoch.
-        precompute_ref_log_probs=True,
+    return train_lora(
+        spec,
+        dpo_records(pairs),
+        config=dpo_config,
+        trainer_class=DPOTrainer,
+        what="preference pairs",
     )
-    callback = ProgressCallback(spec.progress)
-    trainer = DPOTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(dpo_records(pairs)),
-        processing_class=tokenizer,
-        peft_config=lora_config(spec.hparams),
-        callbacks=[callback],
-    )
-    return run_and_publish(spec, trainer, callback, len(pairs))

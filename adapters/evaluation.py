@@ -11,29 +11,41 @@ On data the candidate never saw (the held-out side of ``adapters.datasets.split_
 * **Both**: perplexity on a fixed general-text set (``evals/data/general_text_v1.jsonl``)
   must not rise above the base model's by more than a set share (forgetting).
 
-:class:`Scorer` computes the figures with one base model and any number of adapters
-loaded by name; :func:`gate_sft` and :func:`gate_dpo` are pure decisions that return the
-reasons and metrics to store with the adapter record.
+:class:`adapters.scoring.Scorer` computes the figures with one base model and any number
+of adapters loaded by name; :func:`gate_sft` and :func:`gate_dpo` are pure decisions that
+return the reasons and metrics to store with the adapter record; :func:`evaluate_sft` and
+:func:`evaluate_dpo` score a :class:`Comparison` and decide.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-import torch
-from peft import PeftModel
+from adapters.datasets import PreferencePair, SFTExample
+from adapters.scoring import (
+    GENERAL_TEXT,
+    Scorer,
+    general_texts,
+    implicit_reward_accuracy,
+    likelihood_accuracy,
+)
 
-from adapters.datasets import Message, PreferencePair, SFTExample
-from adapters.training import load_for_training
-
-GENERAL_TEXT = "general_text_v1.jsonl"
+__all__ = [
+    "GENERAL_TEXT",
+    "Comparison",
+    "GateDecision",
+    "GateThresholds",
+    "Scorer",
+    "evaluate_dpo",
+    "evaluate_sft",
+    "gate_dpo",
+    "gate_sft",
+    "general_texts",
+    "implicit_reward_accuracy",
+    "likelihood_accuracy",
+]
 
 
 @dataclass(frozen=True)
@@ -67,166 +79,33 @@ class GateDecision:
         return {"passed": self.passed, "reasons": list(self.reasons), "metrics": self.metrics}
 
 
-def general_texts(path: Path | None = None) -> list[str]:
-    """The fixed general-text set (``evals/data/general_text_v1.jsonl`` by default)."""
-    if path is None:
-        source = resources.files("evals").joinpath("data", GENERAL_TEXT)
-        raw = source.read_text(encoding="utf-8")
-    else:
-        raw = path.read_text(encoding="utf-8")
-    return [json.loads(line)["text"] for line in raw.splitlines() if line.strip()]
+@dataclass(frozen=True)
+class Comparison:
+    """A candidate adapter against the base model and the owner's current adapter.
 
-
-class Scorer:
-    """One base model with named LoRA adapters, scoring text without gradients."""
-
-    def __init__(self, model_dir: Path, *, device: str = "auto", batch_size: int = 8) -> None:
-        """Load the base model and tokenizer (see ``adapters.training.load_for_training``)."""
-        model, tokenizer = load_for_training(model_dir, device)
-        model.train(False)
-        self.base = model
-        self.tokenizer = tokenizer
-        self.batch_size = batch_size
-        self.model: Any = model
-        self._adapters: set[str] = set()
-
-    def add_adapter(self, name: str, path: Path) -> None:
-        """Load the adapter in ``path`` under ``name``."""
-        if not self._adapters:
-            self.model = PeftModel.from_pretrained(self.base, str(path), adapter_name=name)
-        else:
-            self.model.load_adapter(str(path), adapter_name=name)
-        self.model.train(False)
-        self._adapters.add(name)
-
-    @contextmanager
-    def using(self, adapter: str | None) -> Iterator[None]:
-        """Score with ``adapter`` active, or with none (the base model) for ``None``."""
-        if adapter is None:
-            if self._adapters:
-                with self.model.disable_adapter():
-                    yield
-            else:
-                yield
-            return
-        if adapter not in self._adapters:
-            raise KeyError(f"adapter {adapter!r} is not loaded")
-        self.model.set_adapter(adapter)
-        yield
-
-    # -- token sequences ----------------------------------------------------------------
-
-    def _chat_ids(self, prompt: Sequence[Message], reply: str) -> tuple[list[int], int]:
-        """Token ids of prompt + reply, and where the reply starts (as SFT renders it)."""
-        head = self.tokenizer.apply_chat_template(
-            list(prompt), add_generation_prompt=True, tokenize=True, return_dict=False
-        )
-        full = self.tokenizer.apply_chat_template(
-            [*prompt, {"role": "assistant", "content": reply}],
-            tokenize=True,
-            return_dict=False,
-        )
-        return [int(i) for i in full], len(head)
-
-    def _logprob_sums(self, sequences: Sequence[tuple[list[int], int]]) -> list[tuple[float, int]]:
-        """Per sequence: summed log-probability of the tokens from ``start`` on, and count."""
-        out: list[tuple[float, int]] = []
-        device = self.base.device
-        pad = int(self.tokenizer.pad_token_id)
-        for i in range(0, len(sequences), self.batch_size):
-            batch = sequences[i : i + self.batch_size]
-            width = max(len(ids) for ids, _ in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            scored = torch.zeros((len(batch), width), dtype=torch.bool)
-            for row, (seq, start) in enumerate(batch):
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
-                scored[row, max(start, 1) : len(seq)] = True
-            ids, mask, scored = ids.to(device), mask.to(device), scored.to(device)
-            with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()  # (B, T, V)
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)  # predicts tokens 1..T-1
-            target = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (B, T-1)
-            keep = scored[:, 1:]
-            sums = (target * keep).sum(dim=1)
-            counts = keep.sum(dim=1)
-            out.extend((float(s), int(c)) for s, c in zip(sums, counts, strict=True))
-        return out
-
-    # -- figures ------------------------------------------------------------------------
-
-    def reply_perplexity(self, examples: Sequence[SFTExample], adapter: str | None) -> float:
-        """Perplexity of the examples' completions given their prompts."""
-        seqs = [self._chat_ids(e.prompt, e.completion) for e in examples]
-        with self.using(adapter):
-            sums = self._logprob_sums(seqs)
-        return _perplexity(sums)
-
-    def text_perplexity(self, texts: Sequence[str], adapter: str | None) -> float:
-        """Perplexity of plain texts (no chat template), every token after the first."""
-        seqs = []
-        for text in texts:
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            seqs.append(([int(i) for i in ids], 1))
-        with self.using(adapter):
-            sums = self._logprob_sums(seqs)
-        return _perplexity(sums)
-
-    def pair_logps(
-        self, pairs: Sequence[PreferencePair], adapter: str | None, *, per_token: bool = False
-    ) -> list[tuple[float, float]]:
-        """Log-probabilities of (chosen, rejected) for each pair.
-
-        Args:
-            pairs: The pairs.
-            adapter: An adapter name, or ``None`` for the base model.
-            per_token: Mean per reply token instead of the sum (DPO's quantity), so
-                that a longer reply is not less likely merely for being longer.
-        """
-        seqs = []
-        for p in pairs:
-            seqs.append(self._chat_ids(p.prompt, p.chosen))
-            seqs.append(self._chat_ids(p.prompt, p.rejected))
-        with self.using(adapter):
-            sums = self._logprob_sums(seqs)
-        values = [s / max(c, 1) if per_token else s for s, c in sums]
-        return [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
-
-
-def _perplexity(sums: Sequence[tuple[float, int]]) -> float:
-    total = sum(s for s, _ in sums)
-    count = sum(c for _, c in sums)
-    if count == 0:
-        raise ValueError("nothing to score")
-    return math.exp(-total / count)
-
-
-def implicit_reward_accuracy(
-    policy: Sequence[tuple[float, float]], reference: Sequence[tuple[float, float]]
-) -> float:
-    """Share of pairs whose DPO implicit reward margin is positive.
-
-    Args:
-        policy: (chosen, rejected) log-probabilities under the adapter.
-        reference: The same under the reference (base) model.
-
-    Returns:
-        A share in [0, 1]; ties (a margin of exactly 0) count as wrong.
+    Attributes:
+        scorer: Holds the base model, the candidate and the current adapter.
+        general: The general-text set.
+        candidate: The candidate's adapter name in ``scorer``.
+        current: The promoted adapter's name in ``scorer``, or ``None``.
+        thresholds: The margins.
     """
-    if not policy:
-        raise ValueError("no pairs")
-    wins = sum(
-        1 for (pc, pr), (rc, rr) in zip(policy, reference, strict=True) if (pc - rc) - (pr - rr) > 0
-    )
-    return wins / len(policy)
 
+    scorer: Scorer
+    general: Sequence[str]
+    candidate: str
+    current: str | None
+    thresholds: GateThresholds
 
-def likelihood_accuracy(logps: Sequence[tuple[float, float]]) -> float:
-    """Share of pairs where the model gives the chosen reply the higher log-probability."""
-    if not logps:
-        raise ValueError("no pairs")
-    return sum(1 for c, r in logps if c > r) / len(logps)
+    def general_ppl(self) -> dict[str, float]:
+        """General-text perplexity under the candidate and the base model.
+
+        Keyed as the gates take them: ``candidate_general_ppl``, ``base_general_ppl``.
+        """
+        return {
+            "candidate_general_ppl": self.scorer.text_perplexity(self.general, self.candidate),
+            "base_general_ppl": self.scorer.text_perplexity(self.general, None),
+        }
 
 
 def _general_check(
@@ -334,78 +213,43 @@ def gate_dpo(
     return GateDecision(passed=ok and general_ok, reasons=reasons, metrics=metrics)
 
 
-def evaluate_sft(
-    scorer: Scorer,
-    held_out: Sequence[SFTExample],
-    general: Sequence[str],
-    *,
-    candidate: str,
-    current: str | None,
-    thresholds: GateThresholds,
-) -> GateDecision:
-    """Score an SFT candidate (loaded in ``scorer``) and gate it.
-
-    Args:
-        scorer: Holds the base model, the candidate and the current adapter.
-        held_out: Held-out examples of the owner.
-        general: The general-text set.
-        candidate: The candidate's adapter name in ``scorer``.
-        current: The promoted adapter's name in ``scorer``, or ``None``.
-        thresholds: The margins.
-
-    Returns:
-        The decision.
-    """
+def evaluate_sft(c: Comparison, held_out: Sequence[SFTExample]) -> GateDecision:
+    """Score an SFT candidate on the owner's held-out examples and gate it."""
+    scorer = c.scorer
     return gate_sft(
-        candidate_ppl=scorer.reply_perplexity(held_out, candidate),
+        candidate_ppl=scorer.reply_perplexity(held_out, c.candidate),
         base_ppl=scorer.reply_perplexity(held_out, None),
-        current_ppl=scorer.reply_perplexity(held_out, current) if current else None,
-        candidate_general_ppl=scorer.text_perplexity(general, candidate),
-        base_general_ppl=scorer.text_perplexity(general, None),
-        thresholds=thresholds,
+        current_ppl=scorer.reply_perplexity(held_out, c.current) if c.current else None,
+        **c.general_ppl(),
+        thresholds=c.thresholds,
     )
 
 
-def evaluate_dpo(
-    scorer: Scorer,
-    held_out: Sequence[PreferencePair],
-    general: Sequence[str],
-    *,
-    candidate: str,
-    current: str | None,
-    thresholds: GateThresholds,
-) -> GateDecision:
-    """Score a DPO candidate (loaded in ``scorer``) and gate it.
+def evaluate_dpo(c: Comparison, held_out: Sequence[PreferencePair]) -> GateDecision:
+    """Score a DPO candidate on the owner's held-out pairs and gate it.
 
-    Args:
-        scorer: Holds the base model, the candidate and the current adapter.
-        held_out: Held-out pairs of the owner.
-        general: The general-text set.
-        candidate: The candidate's adapter name in ``scorer``.
-        current: The promoted adapter's name in ``scorer``, or ``None``.
-        thresholds: The margins.
-
-    Returns:
-        The decision; metrics also hold the likelihood accuracy (chosen more likely
-        than rejected, per token) of the base model and of the candidate.
+    The metrics also hold the likelihood accuracy (chosen more likely than rejected,
+    per token) of the base model and of the candidate.
     """
+    scorer = c.scorer
     base = scorer.pair_logps(held_out, None)
-    cand = scorer.pair_logps(held_out, candidate)
+    cand = scorer.pair_logps(held_out, c.candidate)
     current_acc = (
-        implicit_reward_accuracy(scorer.pair_logps(held_out, current), base) if current else None
+        implicit_reward_accuracy(scorer.pair_logps(held_out, c.current), base)
+        if c.current
+        else None
     )
     return gate_dpo(
         candidate_accuracy=implicit_reward_accuracy(cand, base),
         current_accuracy=current_acc,
-        candidate_general_ppl=scorer.text_perplexity(general, candidate),
-        base_general_ppl=scorer.text_perplexity(general, None),
-        thresholds=thresholds,
+        **c.general_ppl(),
+        thresholds=c.thresholds,
         extra={
             "heldout_likelihood_accuracy_base": likelihood_accuracy(
                 scorer.pair_logps(held_out, None, per_token=True)
             ),
             "heldout_likelihood_accuracy": likelihood_accuracy(
-                scorer.pair_logps(held_out, candidate, per_token=True)
+                scorer.pair_logps(held_out, c.candidate, per_token=True)
             ),
             "heldout_pairs": len(held_out),
         },

@@ -222,13 +222,9 @@ def run_training(
     version = int(state["version"])
     name = registry.adapter_name(owner_id, kind, version)
     with Session(engine) as session:
-        existing = session.exec(
-            select(AdapterRecord).where(
-                AdapterRecord.owner_kind == owner_kind,
-                AdapterRecord.owner_id == owner_id,
-                AdapterRecord.version == version,
-            )
-        ).first()
+        existing = registry.by_version(
+            session, owner_kind=owner_kind, owner_id=owner_id, version=version
+        )
         if existing is not None and "gate" in existing.metrics:  # a finished run, redelivered
             return _result(existing)
     snapshot = read_snapshot(state["snapshot_url"], settings.storage_options)
@@ -343,6 +339,7 @@ def _gate(
 ) -> Any:
     """Score the candidate against the base model and the owner's promoted adapter."""
     from adapters.evaluation import (
+        Comparison,
         GateThresholds,
         Scorer,
         evaluate_dpo,
@@ -364,28 +361,14 @@ def _gate(
     if current_name is not None and finished(paths.adapters_dir / current_name) is not None:
         scorer.add_adapter("current", paths.adapters_dir / current_name)
         current_label = "current"
-    general = general_texts()
+    comparison = Comparison(scorer, general_texts(), "candidate", current_label, thresholds)
     if kind == "sft":
         _, held = split_held_out(snapshot.sft, lambda e: e.source_id, settings.held_out_fraction)
-        return evaluate_sft(
-            scorer,
-            held,
-            general,
-            candidate="candidate",
-            current=current_label,
-            thresholds=thresholds,
-        )
+        return evaluate_sft(comparison, held)
     _, held_pairs = split_held_out(
         snapshot.pairs, lambda p: p.source_id, settings.held_out_fraction
     )
-    return evaluate_dpo(
-        scorer,
-        held_pairs,
-        general,
-        candidate="candidate",
-        current=current_label,
-        thresholds=thresholds,
-    )
+    return evaluate_dpo(comparison, held_pairs)
 
 
 def _result(record: AdapterRecord) -> dict[str, Any]:

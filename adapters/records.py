@@ -43,7 +43,20 @@ class Sample(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
-class DatasetSnapshot(SQLModel, table=True):
+class _OwnedVersion(SQLModel):
+    """The leading columns of an owner's versioned rows (snapshots and adapters).
+
+    ``id`` is declared here only to keep it the first column; each table gives it its
+    own prefix. ``version`` counts up per owner (a unique constraint in each table).
+    """
+
+    id: str = Field(primary_key=True, max_length=40)
+    owner_kind: str = Field(max_length=8)
+    owner_id: str = Field(max_length=40)
+    version: int
+
+
+class DatasetSnapshot(_OwnedVersion, table=True):
     """One immutable, versioned training dataset of an owner, stored as blobs."""
 
     __tablename__ = "dataset_snapshots"
@@ -53,9 +66,6 @@ class DatasetSnapshot(SQLModel, table=True):
     )
 
     id: str = Field(default_factory=lambda: new_id("ds"), primary_key=True, max_length=40)
-    owner_kind: str = Field(max_length=8)
-    owner_id: str = Field(max_length=40)
-    version: int
     content_hash: str = Field(max_length=64)
     url: str = Field(max_length=1000)
     """Where the snapshot's files and ``manifest.json`` live (any fsspec URL)."""
@@ -67,7 +77,7 @@ class DatasetSnapshot(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
-class AdapterRecord(SQLModel, table=True):
+class AdapterRecord(_OwnedVersion, table=True):
     """One trained adapter version, its lineage, its gate metrics and its status.
 
     At most one adapter per owner is ``promoted``; promoting another retires it with
@@ -82,9 +92,6 @@ class AdapterRecord(SQLModel, table=True):
     )
 
     id: str = Field(default_factory=lambda: new_id("ad"), primary_key=True, max_length=40)
-    owner_kind: str = Field(max_length=8)
-    owner_id: str = Field(max_length=40)
-    version: int
     kind: str = Field(max_length=8)
     """``sft`` or ``dpo``."""
     name: str = Field(max_length=200, unique=True)

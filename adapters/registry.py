@@ -62,6 +62,19 @@ def promoted(session: Session, *, owner_kind: OwnerKind, owner_id: str) -> Adapt
     ).first()
 
 
+def by_version(
+    session: Session, *, owner_kind: OwnerKind, owner_id: str, version: int
+) -> AdapterRecord | None:
+    """The owner's adapter of ``version``, or ``None``."""
+    return session.exec(
+        select(AdapterRecord).where(
+            AdapterRecord.owner_kind == owner_kind,
+            AdapterRecord.owner_id == owner_id,
+            AdapterRecord.version == version,
+        )
+    ).first()
+
+
 def list_adapters(
     session: Session, *, owner_kind: OwnerKind, owner_id: str
 ) -> Sequence[AdapterRecord]:
@@ -104,13 +117,7 @@ def register_candidate(
     Returns:
         The record (added to the session).
     """
-    existing = session.exec(
-        select(AdapterRecord).where(
-            AdapterRecord.owner_kind == owner_kind,
-            AdapterRecord.owner_id == owner_id,
-            AdapterRecord.version == version,
-        )
-    ).first()
+    existing = by_version(session, owner_kind=owner_kind, owner_id=owner_id, version=version)
     if existing is not None:
         return existing
     parent = promoted(session, owner_kind=owner_kind, owner_id=owner_id)

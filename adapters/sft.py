@@ -11,22 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from datasets import Dataset
 from trl.trainer.sft_config import SFTConfig
 from trl.trainer.sft_trainer import SFTTrainer
 
 from adapters.datasets import SFTExample
-from adapters.training import (
-    ProgressCallback,
-    RunSpec,
-    TrainingResult,
-    finished,
-    load_for_training,
-    lora_config,
-    result_from_marker,
-    run_and_publish,
-    trainer_arguments,
-)
+from adapters.training import RunSpec, TrainingResult, train_lora, trainer_arguments
 
 
 def sft_records(examples: Sequence[SFTExample]) -> list[dict[str, Any]]:
@@ -38,6 +27,16 @@ def sft_records(examples: Sequence[SFTExample]) -> list[dict[str, Any]]:
         }
         for e in examples
     ]
+
+
+def sft_config(spec: RunSpec) -> SFTConfig:
+    """The ``SFTTrainer`` arguments for ``spec``: loss on the completion only, no packing."""
+    return SFTConfig(
+        **trainer_arguments(spec),
+        max_length=spec.hparams.max_length,
+        completion_only_loss=True,
+        packing=False,
+    )
 
 
 def train_sft(examples: Sequence[SFTExample], spec: RunSpec) -> TrainingResult:
@@ -58,25 +57,10 @@ def train_sft(examples: Sequence[SFTExample], spec: RunSpec) -> TrainingResult:
     """
     if spec.kind != "sft":
         raise ValueError(f"train_sft needs an sft spec, got {spec.kind!r}")
-    done = finished(spec.output_dir)
-    if done is not None:
-        return result_from_marker(spec.output_dir, done)
-    if not examples:
-        raise ValueError("no SFT examples to train on")
-    model, tokenizer = load_for_training(spec.base_model_dir, spec.device)
-    args = SFTConfig(
-        **trainer_arguments(spec),
-        max_length=spec.hparams.max_length,
-        completion_only_loss=True,
-        packing=False,
+    return train_lora(
+        spec,
+        sft_records(examples),
+        config=sft_config,
+        trainer_class=SFTTrainer,
+        what="SFT examples",
     )
-    callback = ProgressCallback(spec.progress)
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(sft_records(examples)),
-        processing_class=tokenizer,
-        peft_config=lora_config(spec.hparams),
-        callbacks=[callback],
-    )
-    return run_and_publish(spec, trainer, callback, len(examples))

@@ -20,12 +20,13 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from datasets import Dataset
 from peft import LoraConfig
 from transformers import (
     AutoModelForCausalLM,
@@ -258,6 +259,53 @@ def result_from_marker(output_dir: Path, marker: dict[str, Any]) -> TrainingResu
         examples=int(result.get("examples", 0)),
         already_done=True,
     )
+
+
+def train_lora(
+    spec: RunSpec,
+    records: Sequence[dict[str, Any]],
+    *,
+    config: Callable[[RunSpec], TrainingArguments],
+    trainer_class: Callable[..., Any],
+    what: str,
+) -> TrainingResult:
+    """Train a fresh LoRA adapter with a TRL trainer and publish it at ``spec.output_dir``.
+
+    What ``adapters.sft`` and ``adapters.dpo`` share: returns at once when the output
+    already holds a finished adapter, else loads the base model, builds the trainer with
+    the run's LoRA configuration and a progress callback, and hands it to
+    :func:`run_and_publish` (which resumes from the newest checkpoint).
+
+    Args:
+        spec: The run (its kind already checked by the caller).
+        records: TRL's conversational records, one per example or pair.
+        config: Builds the trainer's arguments (a ``TrainingArguments`` subclass) for
+            ``spec``; called only when there is something to train.
+        trainer_class: ``SFTTrainer`` or ``DPOTrainer``.
+        what: What a record is, in plural, for the error (``SFT examples``).
+
+    Returns:
+        What the run produced.
+
+    Raises:
+        ValueError: No records (and no finished adapter at the output).
+    """
+    done = finished(spec.output_dir)
+    if done is not None:
+        return result_from_marker(spec.output_dir, done)
+    if not records:
+        raise ValueError(f"no {what} to train on")
+    model, tokenizer = load_for_training(spec.base_model_dir, spec.device)
+    callback = ProgressCallback(spec.progress)
+    trainer = trainer_class(
+        model=model,
+        args=config(spec),
+        train_dataset=Dataset.from_list(list(records)),
+        processing_class=tokenizer,
+        peft_config=lora_config(spec.hparams),
+        callbacks=[callback],
+    )
+    return run_and_publish(spec, trainer, callback, len(records))
 
 
 def run_and_publish(

@@ -30,19 +30,7 @@ class JobOut(BaseModel):
 
 def job_out(job: Job) -> JobOut:
     """The public view of a job (the payload of ids and the worker name stay inside)."""
-    return JobOut(
-        id=job.id,
-        kind=job.kind,
-        status=job.status,
-        progress=job.progress,
-        attempts=job.attempts,
-        error=job.error,
-        result=job.result,
-        user_id=job.user_id,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-    )
+    return JobOut.model_validate(job, from_attributes=True)
 
 
 class JobPage(BaseModel):
@@ -90,16 +78,7 @@ class PairOut(BaseModel):
 
 def pair_out(pair: PreferencePair) -> PairOut:
     """The public view of a pair."""
-    return PairOut(
-        id=pair.id,
-        rule=pair.rule,
-        prompt=pair.prompt,
-        chosen=pair.chosen,
-        rejected=pair.rejected,
-        prompt_turn_id=pair.prompt_turn_id,
-        sources=pair.sources,
-        created_at=pair.created_at,
-    )
+    return PairOut.model_validate(pair, from_attributes=True)
 
 
 class PairPage(BaseModel):

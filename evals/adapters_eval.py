@@ -32,7 +32,14 @@ from tqdm import tqdm
 
 from adapters.datasets import build_snapshot, read_snapshot, split_held_out, write_snapshot
 from adapters.dpo import train_dpo
-from adapters.evaluation import GateThresholds, Scorer, evaluate_dpo, evaluate_sft, general_texts
+from adapters.evaluation import (
+    Comparison,
+    GateThresholds,
+    Scorer,
+    evaluate_dpo,
+    evaluate_sft,
+    general_texts,
+)
 from adapters.hparams import hparams_for
 from adapters.sft import train_sft
 from adapters.training import RunSpec, TrainingResult
@@ -221,12 +228,8 @@ def run_adapters_eval(
         scorer = Scorer(model_dir, device=device)
         scorer.add_adapter("sft", jobs["sft"].adapter_dir)
         scorer.add_adapter("dpo", jobs["dpo"].adapter_dir)
-        sft_gate = evaluate_sft(
-            scorer, sft_held, general, candidate="sft", current=None, thresholds=thresholds
-        )
-        dpo_gate = evaluate_dpo(
-            scorer, dpo_held, general, candidate="dpo", current=None, thresholds=thresholds
-        )
+        sft_gate = evaluate_sft(Comparison(scorer, general, "sft", None, thresholds), sft_held)
+        dpo_gate = evaluate_dpo(Comparison(scorer, general, "dpo", None, thresholds), dpo_held)
         report.users.append(
             UserResult(
                 name=user.name,

@@ -1,6 +1,7 @@
 """What to do with newly extracted memories, given the ones a user already has.
 
-:func:`plan` is a pure decision; the caller applies its actions to the store:
+:func:`plan` is a pure decision and :func:`writes` turns it into store writes, which the
+caller applies:
 
 * :class:`Add`: a new memory, with the turn as its source.
 * :class:`Merge`: the candidate says what a stored memory says (same :func:`content_hash`):
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from memory.extraction import Candidate, content_hash
+from memory.views import NewMemory, SourceRef
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,44 @@ def plan(existing: Sequence[Existing], candidates: Sequence[Candidate]) -> list[
         else:
             actions.append(Add(candidate))
     return actions
+
+
+@dataclass(frozen=True)
+class Writes:
+    """A plan as store writes for one source turn.
+
+    Attributes:
+        new: Memories to add (for ``Add`` and ``Supersede``), each with the source.
+        retire: ``(index in new, id of the memory it replaces)`` for each superseded one.
+        merges: Ids of stored memories that gain the source (``Merge``).
+    """
+
+    new: list[NewMemory]
+    retire: list[tuple[int, str]]
+    merges: list[str]
+
+
+def writes(actions: Sequence[Action], source: SourceRef) -> Writes:
+    """The store writes that carry out ``actions`` (from :func:`plan`) for ``source``."""
+    out = Writes(new=[], retire=[], merges=[])
+    for action in actions:
+        if isinstance(action, Merge):
+            out.merges.append(action.memory_id)
+            continue
+        cand = action.candidate
+        out.new.append(
+            NewMemory(
+                kind=cand.kind,
+                text=cand.text,
+                sources=[source],
+                speaker=cand.speaker,
+                slot=cand.slot,
+                valid_from=cand.valid_from,
+            )
+        )
+        if isinstance(action, Supersede):
+            out.retire.extend((len(out.new) - 1, old_id) for old_id in action.old_ids)
+    return out
 
 
 def _last_per_slot(candidates: Sequence[Candidate]) -> list[Candidate]:

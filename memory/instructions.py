@@ -43,57 +43,14 @@ class ProfileUpdate:
     rule: str | None = None
 
 
-LANGUAGES = [
-    "Arabic",
-    "Bengali",
-    "Bulgarian",
-    "Catalan",
-    "Chinese",
-    "Mandarin",
-    "Cantonese",
-    "Croatian",
-    "Czech",
-    "Danish",
-    "Dutch",
-    "English",
-    "Estonian",
-    "Finnish",
-    "French",
-    "German",
-    "Greek",
-    "Hebrew",
-    "Hindi",
-    "Hungarian",
-    "Icelandic",
-    "Indonesian",
-    "Irish",
-    "Italian",
-    "Japanese",
-    "Korean",
-    "Latin",
-    "Latvian",
-    "Lithuanian",
-    "Malay",
-    "Norwegian",
-    "Persian",
-    "Polish",
-    "Portuguese",
-    "Romanian",
-    "Russian",
-    "Serbian",
-    "Slovak",
-    "Slovenian",
-    "Spanish",
-    "Swahili",
-    "Swedish",
-    "Tagalog",
-    "Thai",
-    "Turkish",
-    "Ukrainian",
-    "Urdu",
-    "Vietnamese",
-    "Welsh",
-]
+_LANGUAGES_WORDS = (
+    "Arabic Bengali Bulgarian Catalan Chinese Mandarin Cantonese Croatian Czech Danish "
+    "Dutch English Estonian Finnish French German Greek Hebrew Hindi Hungarian Icelandic "
+    "Indonesian Irish Italian Japanese Korean Latin Latvian Lithuanian Malay Norwegian "
+    "Persian Polish Portuguese Romanian Russian Serbian Slovak Slovenian Spanish Swahili "
+    "Swedish Tagalog Thai Turkish Ukrainian Urdu Vietnamese Welsh"
+)
+LANGUAGES = _LANGUAGES_WORDS.split()
 _LANG_BARE = r"(?:" + "|".join(LANGUAGES) + r")\b"
 _LANG = r"(?P<lang>" + "|".join(LANGUAGES) + r")\b"
 
@@ -136,55 +93,12 @@ _CONNECTIVES = re.compile(
 )
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|‘[^’]*’|(?<!\w)'[^']*\s[^']*'(?!\w)")
 
-_NAME_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "at",
-        "on",
-        "in",
-        "if",
-        "when",
-        "whenever",
-        "later",
-        "tomorrow",
-        "tonight",
-        "today",
-        "back",
-        "soon",
-        "now",
-        "asap",
-        "sometime",
-        "anytime",
-        "maybe",
-        "after",
-        "before",
-        "again",
-        "please",
-        "crazy",
-        "what",
-        "whatever",
-        "that",
-        "it",
-        "this",
-        "by",
-        "so",
-        "old-fashioned",
-        "you",
-        "him",
-        "her",
-        "them",
-        "us",
-        "me",
-        "for",
-        "to",
-        "about",
-        "up",
-        "any",
-        "once",
-    ]
+_NAME_STOP_WORDS = (
+    "a an the at on in if when whenever later tomorrow tonight today back soon now asap "
+    "sometime anytime maybe after before again please crazy what whatever that it this by "
+    "so old-fashioned you him her them us me for to about up any once"
 )
+_NAME_STOP = frozenset(_NAME_STOP_WORDS.split())
 _TITLES = frozenset(["dr", "mr", "mrs", "ms", "mx", "prof", "sir", "st"])
 _SAY = r"(?:answer|reply|respond|speak|talk|write|chat|text|explain\s+things)"
 
@@ -299,67 +213,13 @@ _STOP_RULE = re.compile(
     r"to)\s+(?P<about>.{3,150}))",
     _I,
 )
-_NOT_IMPERATIVE = frozenset(
-    [
-        "i",
-        "i'm",
-        "im",
-        "i've",
-        "ive",
-        "i'd",
-        "id",
-        "i'll",
-        "ill",
-        "we",
-        "we're",
-        "you",
-        "you're",
-        "he",
-        "she",
-        "they",
-        "it",
-        "it's",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "there",
-        "here",
-        "my",
-        "our",
-        "your",
-        "his",
-        "her",
-        "their",
-        "the",
-        "a",
-        "an",
-        "what",
-        "why",
-        "how",
-        "when",
-        "where",
-        "who",
-        "which",
-        "is",
-        "are",
-        "was",
-        "were",
-        "do",
-        "does",
-        "did",
-        "can",
-        "could",
-        "would",
-        "should",
-        "will",
-        "if",
-        "because",
-        "since",
-        "as",
-    ]
+_NOT_IMPERATIVE_WORDS = (
+    "i i'm im i've ive i'd id i'll ill we we're you you're he she they it it's its this "
+    "that these those there here my our your his her their the a an what why how when "
+    "where who which is are was were do does did can could would should will if because "
+    "since as"
 )
+_NOT_IMPERATIVE = frozenset(_NOT_IMPERATIVE_WORDS.split())
 
 
 def detect_instructions(text: str) -> list[ProfileUpdate]:

@@ -159,14 +159,7 @@ def heartbeat(engine: Engine, job_id: str, *, worker: str, progress: float | Non
     values: dict[str, Any] = {"heartbeat_at": utcnow()}
     if progress is not None:
         values["progress"] = min(max(progress, 0.0), 1.0)
-    with Session(engine) as session:
-        done = session.exec(
-            update(Job)
-            .where(col(Job.id) == job_id, col(Job.worker) == worker, col(Job.status) == "running")
-            .values(**values)
-        )
-        session.commit()
-        return bool(done.rowcount)
+    return _update_own_run(engine, job_id, worker, values)
 
 
 def finish(
@@ -191,6 +184,11 @@ def finish(
         values = {"status": "succeeded", "result": result, "progress": 1.0, "finished_at": now}
     else:
         values = {"status": "failed", "error": error, "finished_at": now}
+    return _update_own_run(engine, job_id, worker, values)
+
+
+def _update_own_run(engine: Engine, job_id: str, worker: str, values: dict[str, Any]) -> bool:
+    """Set ``values`` on the job if ``worker`` still runs it; whether it did."""
     with Session(engine) as session:
         done = session.exec(
             update(Job)

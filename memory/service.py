@@ -1,5 +1,8 @@
 """Episodic and semantic memory: writes with provenance, hybrid search, deletion.
 
+Searching and reading live in ``memory.search`` and deferred vector indexing in
+``memory.deferred``; this service holds the indexes and delegates to them.
+
 One ``MemoryService`` per process. Rows live in the record store (``memories`` and
 ``memory_sources``); vectors in a ``VectorIndex``; terms in a ``LexicalIndex``. Writes go to
 the indexes first and the rows last, so a failure leaves at worst index entries without a
@@ -9,25 +12,21 @@ that user itself.
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
-from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, select
 
 from memory.config import MemorySettings
-from memory.consolidate import Existing, Merge, Supersede, plan
+from memory.consolidate import Existing, plan, writes
+from memory.deferred import DeferredIndexer
 from memory.extraction import Candidate, Extractor, content_hash
-from memory.fusion import apply_priors, memory_prior, reciprocal_rank_fusion
 from memory.index import Embedder, IndexEntry, LexicalIndex, VectorIndex
-from memory.lexical import strip_stopwords
 from memory.records import Memory, MemorySource, Turn, utcnow
-from memory.summaries import summarize_session
+from memory.search import Mode, load_links, load_rows, search, to_views
+from memory.summaries import ended_threads, summarize_session, thread_turns
 from memory.views import MemoryView, NewMemory, SourceRef
 
 __all__ = [
@@ -40,11 +39,8 @@ __all__ = [
     "SourceRef",
 ]
 
-log = logging.getLogger(__name__)
-
 SEMANTIC_KINDS = ("fact", "preference", "instruction")
 KINDS = ("episodic", "summary", *SEMANTIC_KINDS)
-Mode = Literal["hybrid", "dense", "lexical"]
 
 
 class MemoryService:
@@ -75,9 +71,7 @@ class MemoryService:
         self.settings = settings
         self.clock = clock
         self.summary_prompt = summary_prompt
-        self._dense_lock = threading.Lock()
-        self._dense_pool: ThreadPoolExecutor | None = None
-        self._dense_pending: set[Future[int]] = set()
+        self._deferred = DeferredIndexer(self.index_dense)
 
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -122,7 +116,7 @@ class MemoryService:
             session.flush()
             session.add_all(links)
             session.commit()
-        return self._views(rows, links)
+        return to_views(rows, links)
 
     def index_turns(self, turns: Sequence[Turn], *, dense: bool = True) -> list[MemoryView]:
         """Index turns as episodic memories, so they are searchable before the next turn.
@@ -164,13 +158,7 @@ class MemoryService:
         by_user: dict[str, list[str]] = {}
         for view in views:  # an episodic memory's one source is its turn
             by_user.setdefault(user_of[str(view.sources[0]["turn_id"])], []).append(view.id)
-        with self._dense_lock:
-            if self._dense_pool is None:
-                self._dense_pool = ThreadPoolExecutor(1, thread_name_prefix="dense-index")
-            for user_id, ids in by_user.items():
-                future = self._dense_pool.submit(self._index_dense_logged, user_id, ids)
-                self._dense_pending.add(future)
-                future.add_done_callback(self._dense_pending.discard)
+        self._deferred.submit(by_user)
         return views
 
     def index_dense(self, user_id: str, memory_ids: Sequence[str] | None = None) -> int:
@@ -191,13 +179,6 @@ class MemoryService:
             self.vectors.upsert(user_id, entries, self.embedder.embed([r.text for r in chunk]))
         return len(rows)
 
-    def _index_dense_logged(self, user_id: str, memory_ids: Sequence[str]) -> int:
-        try:
-            return self.index_dense(user_id, memory_ids)
-        except Exception:
-            log.exception("deferred dense indexing failed for %d memories", len(memory_ids))
-            raise
-
     def dense_backlog(self, user_id: str) -> int:
         """How many of the user's memories have no vector yet (deferred indexing)."""
         with self._session() as session:
@@ -210,12 +191,7 @@ class MemoryService:
 
     def wait_dense(self, timeout: float | None = None) -> bool:
         """Wait until deferred dense indexing is done; ``False`` on timeout."""
-        with self._dense_lock:
-            pending = list(self._dense_pending)
-        done, not_done = wait(pending, timeout=timeout)
-        for future in done:
-            future.result()  # re-raise a failure
-        return not not_done
+        return self._deferred.wait(timeout)
 
     def summarize_ended_sessions(
         self,
@@ -242,30 +218,14 @@ class MemoryService:
         Returns:
             The summaries written.
         """
-        cutoff = self.clock() - idle_after
-        last = func.max(Turn.created_at)
         with self._session() as session:
-            summarized = select(Memory.thread_id).where(
-                Memory.user_id == user_id,
-                Memory.kind == "summary",
-                col(Memory.thread_id).is_not(None),
+            ended = ended_threads(
+                session, user_id, ended_before=self.clock() - idle_after, limit=limit
             )
-            ended = session.exec(
-                select(Turn.thread_id)
-                .where(Turn.user_id == user_id, col(Turn.thread_id).not_in(summarized))
-                .group_by(col(Turn.thread_id))
-                .having(last <= cutoff)
-                .order_by(last, col(Turn.thread_id))
-                .limit(limit)
-            ).all()
         written: list[MemoryView] = []
         for thread_id in ended:
             with self._session() as session:
-                turns = session.exec(
-                    select(Turn)
-                    .where(Turn.user_id == user_id, Turn.thread_id == thread_id)
-                    .order_by(col(Turn.created_at), col(Turn.id))
-                ).all()
+                turns = thread_turns(session, user_id, thread_id)
             text = summarize_session(
                 [(t.role, t.content) for t in turns],
                 chat_model=chat_model,
@@ -313,30 +273,10 @@ class MemoryService:
                 )
             ).all()
         existing = [Existing(m.id, m.kind, m.text, m.slot, m.content_hash) for m in current]
-        actions = plan(existing, candidates)
-        new_items: list[NewMemory] = []
-        retire: list[tuple[int, str]] = []  # (index in new_items, memory it replaces)
-        merges: list[str] = []
-        for action in actions:
-            if isinstance(action, Merge):
-                merges.append(action.memory_id)
-                continue
-            cand = action.candidate
-            new_items.append(
-                NewMemory(
-                    kind=cand.kind,
-                    text=cand.text,
-                    sources=[source],
-                    speaker=cand.speaker,
-                    slot=cand.slot,
-                    valid_from=cand.valid_from,
-                )
-            )
-            if isinstance(action, Supersede):
-                retire.extend((len(new_items) - 1, old_id) for old_id in action.old_ids)
-        written = self.add(user_id, new_items)
+        todo = writes(plan(existing, candidates), source)
+        written = self.add(user_id, todo.new)
         with self._session() as session:
-            for memory_id in merges:
+            for memory_id in todo.merges:
                 if session.get(MemorySource, (memory_id, source.turn_id)) is None:
                     session.add(
                         MemorySource(
@@ -346,7 +286,7 @@ class MemoryService:
                             user_id=user_id,
                         )
                     )
-            for index, old_id in retire:
+            for index, old_id in todo.retire:
                 old, successor = session.get(Memory, old_id), written[index]
                 if old is not None and old.user_id == user_id and old.invalid_at is None:
                     old.invalid_at = max(successor.valid_from, old.valid_from)
@@ -428,117 +368,28 @@ class MemoryService:
     ) -> list[MemoryView]:
         """The user's memories most relevant to ``query``, best first.
 
-        ``hybrid`` fuses dense, lexical (on the query's content words, unless
-        ``hybrid_lexical_stopwords``) and recency rankings by reciprocal rank, then
-        applies the priors (``user_said_prior``, ``question_prior``); ``dense`` and
-        ``lexical`` use one retriever (the baselines of the memory eval). In every mode a
-        text repeated in several memories is returned once (its best-ranked copy).
+        See :func:`memory.search.search` for the modes (``hybrid`` fuses dense, lexical
+        and recency rankings, then applies the priors) and the arguments.
         """
-        s = self.settings
-        fetch = max(s.fetch_k, k)
-        rankings: dict[str, list[str]] = {}
-        if mode in ("hybrid", "dense"):
-            vector = self.embedder.embed([query])[0]
-            rankings["dense"] = [
-                h.memory_id for h in self.vectors.query(user_id, vector, k=fetch, kinds=kinds)
-            ]
-        if mode in ("hybrid", "lexical"):
-            terms = query
-            if mode == "hybrid" and not s.hybrid_lexical_stopwords:
-                terms = strip_stopwords(query)
-            rankings["lexical"] = [
-                h.memory_id for h in self.lexical.query(user_id, terms, k=fetch, kinds=kinds)
-            ]
-        if mode == "hybrid" and s.recency_weight > 0:
-            rankings["recency"] = self._recent_ids(user_id, fetch, kinds)
-        fused = reciprocal_rank_fusion(
-            rankings,
-            {"dense": s.dense_weight, "lexical": s.lexical_weight, "recency": s.recency_weight},
-            rrf_k=s.rrf_k,
+        return search(
+            self.engine,
+            embedder=self.embedder,
+            vectors=self.vectors,
+            lexical=self.lexical,
+            settings=self.settings,
+            user_id=user_id,
+            query=query,
+            k=k,
+            kinds=kinds,
+            mode=mode,
+            include_invalid=include_invalid,
+            exclude_thread_id=exclude_thread_id,
         )
-        # Recency alone is a tie-breaker, not evidence of relevance.
-        fused = [f for f in fused if set(f.ranks) - {"recency"}]
-        rows = self._rows(user_id, [f.id for f in fused])
-        if mode == "hybrid" and (s.user_said_prior or s.question_prior):
-            priors = {
-                i: memory_prior(
-                    r.speaker, r.text, user_said=s.user_said_prior, question=s.question_prior
-                )
-                for i, r in rows.items()
-            }
-            unit = max(s.dense_weight, s.lexical_weight) / (s.rrf_k + 1)
-            fused = apply_priors(fused, priors, unit=unit)
-        kept: list[tuple[Memory, float, dict[str, int]]] = []
-        seen_texts: set[str] = set()
-        for f in fused:
-            row = rows.get(f.id)
-            if row is None or (row.invalid_at is not None and not include_invalid):
-                continue
-            if exclude_thread_id is not None and row.thread_id == exclude_thread_id:
-                continue
-            # The same words said twice are one result: the best-ranked copy (and its
-            # sources) stands for the rest, so repeats cannot crowd out other memories.
-            if row.content_hash in seen_texts:
-                continue
-            seen_texts.add(row.content_hash)
-            kept.append((row, f.score, f.ranks))
-            if len(kept) >= k:
-                break
-        views = self._views([r for r, _, _ in kept], self._links([r.id for r, _, _ in kept]))
-        for view, (_, score, ranks) in zip(views, kept, strict=True):
-            view.score, view.ranks = round(score, 6), ranks
-        return views
-
-    def _recent_ids(self, user_id: str, n: int, kinds: Sequence[str] | None) -> list[str]:
-        query = select(Memory.id).where(Memory.user_id == user_id)
-        if kinds:
-            query = query.where(col(Memory.kind).in_(kinds))
-        with self._session() as session:
-            return list(session.exec(query.order_by(col(Memory.created_at).desc()).limit(n)).all())
-
-    def _rows(self, user_id: str, ids: Sequence[str]) -> dict[str, Memory]:
-        if not ids:
-            return {}
-        # By primary key alone, the owner checked here: with ``user_id`` in the WHERE
-        # clause SQLite picks a (user_id, ...) index and reads every memory of the user
-        # (100 ms at 100k memories) instead of looking up ``len(ids)`` keys.
-        with self._session() as session:
-            rows = session.exec(select(Memory).where(col(Memory.id).in_(ids))).all()
-        return {r.id: r for r in rows if r.user_id == user_id}
-
-    def _links(self, ids: Sequence[str]) -> list[MemorySource]:
-        with self._session() as session:
-            return list(
-                session.exec(select(MemorySource).where(col(MemorySource.memory_id).in_(ids))).all()
-            )
-
-    @staticmethod
-    def _views(rows: Sequence[Memory], links: Sequence[MemorySource]) -> list[MemoryView]:
-        sources: dict[str, list[dict[str, str | None]]] = {}
-        for link in links:
-            sources.setdefault(link.memory_id, []).append(
-                {"turn_id": link.turn_id, "external_id": link.external_id}
-            )
-        return [
-            MemoryView(
-                id=r.id,
-                kind=r.kind,
-                text=r.text,
-                speaker=r.speaker,
-                sources=sorted(sources.get(r.id, []), key=lambda s: s["turn_id"] or ""),
-                created_at=r.created_at,
-                valid_from=r.valid_from,
-                invalid_at=r.invalid_at,
-                superseded_by=r.superseded_by,
-                thread_id=r.thread_id,
-            )
-            for r in rows
-        ]
 
     def get(self, user_id: str, memory_id: str) -> MemoryView | None:
         """One of the user's memories, or ``None``."""
-        row = self._rows(user_id, [memory_id]).get(memory_id)
-        return self._views([row], self._links([row.id]))[0] if row is not None else None
+        row = load_rows(self.engine, user_id, [memory_id]).get(memory_id)
+        return to_views([row], load_links(self.engine, [row.id]))[0] if row is not None else None
 
     def list(
         self,
@@ -565,4 +416,4 @@ class MemoryService:
                 .limit(limit)
             ).all()
             total = int(session.exec(count).one())
-        return self._views(rows, self._links([r.id for r in rows])), total
+        return to_views(rows, load_links(self.engine, [r.id for r in rows])), total

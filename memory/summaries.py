@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from sqlmodel import Session, col, func, select
 
 from memory.extraction import normalize
 from memory.extraction_text import split_sentences
+from memory.records import Memory, Turn
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,42 @@ _TRANSCRIPT_CHARS = 16000
 _SMALL_TALK = frozenset(
     ["hi", "hello", "hey", "thanks", "thank you", "ok", "okay", "bye", "goodbye", "cool", "great"]
 )
+
+
+def ended_threads(
+    session: Session, user_id: str, *, ended_before: datetime, limit: int
+) -> list[str]:
+    """The user's threads whose last turn is before ``ended_before`` and have no summary.
+
+    Oldest ended first, at most ``limit``.
+    """
+    last = func.max(Turn.created_at)
+    summarized = select(Memory.thread_id).where(
+        Memory.user_id == user_id,
+        Memory.kind == "summary",
+        col(Memory.thread_id).is_not(None),
+    )
+    return list(
+        session.exec(
+            select(Turn.thread_id)
+            .where(Turn.user_id == user_id, col(Turn.thread_id).not_in(summarized))
+            .group_by(col(Turn.thread_id))
+            .having(last <= ended_before)
+            .order_by(last, col(Turn.thread_id))
+            .limit(limit)
+        ).all()
+    )
+
+
+def thread_turns(session: Session, user_id: str, thread_id: str) -> list[Turn]:
+    """The user's turns in ``thread_id``, in order."""
+    return list(
+        session.exec(
+            select(Turn)
+            .where(Turn.user_id == user_id, Turn.thread_id == thread_id)
+            .order_by(col(Turn.created_at), col(Turn.id))
+        ).all()
+    )
 
 
 def summarize_session(

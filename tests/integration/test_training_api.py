@@ -13,11 +13,11 @@ from sqlmodel import Session, select
 from adapters.records import AdapterRecord, Sample
 from api.settings import Settings
 from memory.jobs import Job
-from memory.records import User, UserGroup
+from memory.records import User
 from tests.conftest import ADMIN_KEY, Api
 from tests.fakes import ScriptedBackend
 from tests.integration import training_support
-from tests.integration.training_support import for_tiny_model
+from tests.integration.training_support import for_tiny_model, group_of_two, train_group
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 tiny = training_support.tiny  # the shared fixture, under its own name here
@@ -170,32 +170,9 @@ async def test_group_adapter_serves_users_without_their_own(
     worker_api: Api, backend: ScriptedBackend
 ):
     api = worker_api
-    with api.services.store.session() as session:
-        group = UserGroup(name="auto-1")
-        session.add(group)
-        session.commit()
-        group_id = group.id
-    rich, rich_key = api.new_user("rich")
-    poor, poor_key = api.new_user("poor")
-    with Session(api.services.engine) as session:
-        for uid in (rich, poor):
-            u = session.get(User, uid)
-            assert u is not None
-            u.group_id = group_id
-            session.add(u)
-        session.commit()
+    group_id, (rich, rich_key), (poor, poor_key) = group_of_two(api)
     await _upload(api, rich, rich_key)
-    from workers.training import submit_training
-
-    job = submit_training(
-        api.services.jobs,
-        api.services.settings.training,
-        owner_kind="group",
-        owner_id=group_id,
-        kind="sft",
-        max_steps=2,
-    )
-    done = await api.wait_job(job.id, within=240)
+    done = await train_group(api, group_id)
     assert done["result"]["status"] == "promoted", done
     name = done["result"]["adapter"]
     backend.adapters.add(name)

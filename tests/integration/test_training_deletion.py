@@ -18,11 +18,11 @@ from adapters.engine import LocalEngine
 from adapters.errors import AdapterNotFoundError
 from adapters.records import AdapterRecord, DatasetSnapshot, Sample
 from api.settings import Settings
-from memory.records import Turn, User, UserGroup
+from memory.records import Turn, User
 from tests.conftest import ADMIN_KEY, Api, open_api
 from tests.fakes import ScriptedBackend
 from tests.integration import training_support
-from tests.integration.training_support import for_tiny_model
+from tests.integration.training_support import for_tiny_model, group_of_two, train_group
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 tiny = training_support.tiny  # the shared fixture, under its own name here
@@ -173,20 +173,7 @@ async def test_deleting_a_user_deletes_their_snapshots_adapters_and_pooled_group
 ):
     api = worker_api
     datasets, adapters = _dirs(api)
-    with api.services.store.session() as session:
-        group = UserGroup(name="auto-1")
-        session.add(group)
-        session.commit()
-        group_id = group.id
-    rich, rich_key = api.new_user("rich")
-    poor, poor_key = api.new_user("poor")
-    with Session(api.services.engine) as session:
-        for uid in (rich, poor):
-            u = session.get(User, uid)
-            assert u is not None
-            u.group_id = group_id
-            session.add(u)
-        session.commit()
+    group_id, (rich, rich_key), (poor, poor_key) = group_of_two(api)
     r = await api.client.post(
         f"/v1/users/{rich}/samples",
         json={"samples": [{"text": t} for t in KRAKEN]},
@@ -194,17 +181,7 @@ async def test_deleting_a_user_deletes_their_snapshots_adapters_and_pooled_group
     )
     assert r.status_code == 201, r.text
     own = (await _train(api, rich, rich_key))["result"]
-    from workers.training import submit_training
-
-    job = submit_training(
-        api.services.jobs,
-        api.services.settings.training,
-        owner_kind="group",
-        owner_id=group_id,
-        kind="sft",
-        max_steps=2,
-    )
-    grouped = (await api.wait_job(job.id, within=240))["result"]
+    grouped = (await train_group(api, group_id))["result"]
     assert grouped["status"] == "promoted", grouped
     # A run that died between publishing and registering left a directory behind.
     (adapters / f"{rich}-sft-v9").mkdir()

@@ -1,12 +1,17 @@
-"""What the training API tests share: a tiny real model and settings suited to it."""
+"""What the training API tests share: a tiny real model, settings suited to it, and a
+user group to train a group adapter for."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlmodel import Session
 
 from api.settings import Settings
+from memory.records import User, UserGroup
+from tests.conftest import Api
 from tests.tiny_lm import build_tiny_lm
 
 
@@ -26,3 +31,41 @@ def for_tiny_model(settings: Settings, tiny: Path) -> Settings:
     settings.training.sft_margin = 0.0
     settings.training.general_max_rise = 100.0
     return settings
+
+
+def group_of_two(api: Api) -> tuple[str, tuple[str, str], tuple[str, str]]:
+    """A user group ``auto-1`` holding two new users, ``rich`` and ``poor``.
+
+    Returns:
+        ``(group_id, (rich, rich_key), (poor, poor_key))``.
+    """
+    with api.services.store.session() as session:
+        group = UserGroup(name="auto-1")
+        session.add(group)
+        session.commit()
+        group_id: str = group.id
+    rich = api.new_user("rich")
+    poor = api.new_user("poor")
+    with Session(api.services.engine) as session:
+        for uid, _ in (rich, poor):
+            u = session.get(User, uid)
+            assert u is not None
+            u.group_id = group_id
+            session.add(u)
+        session.commit()
+    return group_id, rich, poor
+
+
+async def train_group(api: Api, group_id: str) -> dict[str, Any]:
+    """Submit a two-step SFT job for the group's adapter and wait for it (the job's view)."""
+    from workers.training import submit_training
+
+    job = submit_training(
+        api.services.jobs,
+        api.services.settings.training,
+        owner_kind="group",
+        owner_id=group_id,
+        kind="sft",
+        max_steps=2,
+    )
+    return await api.wait_job(job.id, within=240)

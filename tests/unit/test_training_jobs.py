@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -34,6 +37,51 @@ def _user(engine: Engine, name: str = "u") -> str:
         user, _ = repo.create_user(session, name=name)
         session.commit()
         return user.id
+
+
+@dataclass(frozen=True)
+class _Owner:
+    """A user with ten writing samples, and training settings for the tiny model."""
+
+    uid: str
+    training: TrainingSettings
+    paths: TrainingPaths
+
+    def train(
+        self,
+        engine: Engine,
+        run_id: str,
+        overrides: dict[str, Any],
+        progress: Callable[[float], None] | None = None,
+    ) -> dict[str, Any]:
+        """Run an SFT training job for this user, as the worker would."""
+        return run_training(
+            engine,
+            self.training,
+            self.paths,
+            owner_kind="user",
+            owner_id=self.uid,
+            kind="sft",
+            run_id=run_id,
+            overrides=overrides,
+            progress=progress,
+        )
+
+
+@pytest.fixture
+def owner(engine: Engine, tmp_path: Path) -> _Owner:
+    tiny = build_tiny_lm(tmp_path / "tiny")
+    uid = _user(engine)
+    with Session(engine) as session:
+        add_samples(session, user_id=uid, texts=[f"Arr, sample {i}!" for i in range(10)])
+        session.commit()
+    training = TrainingSettings(
+        datasets_url=str(tmp_path / "datasets"),
+        device="cpu",
+        sft_margin=0.0,
+        general_max_rise=100.0,
+    )
+    return _Owner(uid, training, TrainingPaths(tiny, tmp_path / "adapters", tmp_path / "runs"))
 
 
 def test_resolve_kind_prefers_dpo_and_explains_what_is_missing():
@@ -141,21 +189,8 @@ def test_beat_schedules_the_training_triggers():
     assert entries["user-groups"]["args"] == ("assign_groups", 600)
 
 
-def test_a_killed_job_resumes_from_its_checkpoint(
-    engine: Engine, settings: Settings, tmp_path: Path
-):
-    tiny = build_tiny_lm(tmp_path / "tiny")
-    uid = _user(engine)
-    with Session(engine) as session:
-        add_samples(session, user_id=uid, texts=[f"Arr, sample {i}!" for i in range(10)])
-        session.commit()
-    training = TrainingSettings(
-        datasets_url=str(tmp_path / "datasets"),
-        device="cpu",
-        sft_margin=0.0,
-        general_max_rise=100.0,
-    )
-    paths = TrainingPaths(tiny, tmp_path / "adapters", tmp_path / "runs")
+def test_a_killed_job_resumes_from_its_checkpoint(engine: Engine, owner: _Owner):
+    uid, paths = owner.uid, owner.paths
     seen: list[float] = []
 
     def dies_at_step_3(value: float) -> None:
@@ -165,28 +200,9 @@ def test_a_killed_job_resumes_from_its_checkpoint(
 
     overrides = {"max_steps": 4, "save_steps": 2, "batch_size": 2}
     with pytest.raises(KeyboardInterrupt):
-        run_training(
-            engine,
-            training,
-            paths,
-            owner_kind="user",
-            owner_id=uid,
-            kind="sft",
-            run_id="job_1",
-            overrides=overrides,
-            progress=dies_at_step_3,
-        )
+        owner.train(engine, "job_1", overrides, progress=dies_at_step_3)
     assert (paths.work_dir / "job_1" / "state.json").is_file()
-    result = run_training(
-        engine,
-        training,
-        paths,
-        owner_kind="user",
-        owner_id=uid,
-        kind="sft",
-        run_id="job_1",
-        overrides=overrides,
-    )
+    result = owner.train(engine, "job_1", overrides)
     assert result["training"]["resumed_from_step"] == 2
     assert result["training"]["steps"] == 4
     assert result["version"] == 1 and result["status"] == "promoted"
@@ -196,25 +212,12 @@ def test_a_killed_job_resumes_from_its_checkpoint(
         assert session.get(User, uid).adapter_name == result["adapter"]  # type: ignore[union-attr]
 
 
-def test_weights_trained_on_data_deleted_mid_run_are_discarded(
-    engine: Engine, settings: Settings, tmp_path: Path
-):
+def test_weights_trained_on_data_deleted_mid_run_are_discarded(engine: Engine, owner: _Owner):
     from sqlmodel import delete
 
     from adapters.records import Sample
 
-    tiny = build_tiny_lm(tmp_path / "tiny")
-    uid = _user(engine)
-    with Session(engine) as session:
-        add_samples(session, user_id=uid, texts=[f"Arr, sample {i}!" for i in range(10)])
-        session.commit()
-    training = TrainingSettings(
-        datasets_url=str(tmp_path / "datasets"),
-        device="cpu",
-        sft_margin=0.0,
-        general_max_rise=100.0,
-    )
-    paths = TrainingPaths(tiny, tmp_path / "adapters", tmp_path / "runs")
+    uid, paths = owner.uid, owner.paths
     calls: list[float] = []
 
     def user_deletes_a_sample_at_step_1(value: float) -> None:
@@ -225,15 +228,10 @@ def test_weights_trained_on_data_deleted_mid_run_are_discarded(
                 s.exec(delete(Sample).where(Sample.id == first))  # type: ignore[arg-type]
                 s.commit()
 
-    result = run_training(
+    result = owner.train(
         engine,
-        training,
-        paths,
-        owner_kind="user",
-        owner_id=uid,
-        kind="sft",
-        run_id="job_d",
-        overrides={"max_steps": 2, "save_steps": 1, "batch_size": 2},
+        "job_d",
+        {"max_steps": 2, "save_steps": 1, "batch_size": 2},
         progress=user_deletes_a_sample_at_step_1,
     )
     assert result["status"] == "discarded" and result["adapter_id"] is None
