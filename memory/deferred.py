@@ -27,6 +27,7 @@ class DeferredIndexer:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._pending: set[Future[int]] = set()
+        self._users: dict[str, int] = {}
 
     def submit(self, by_user: Mapping[str, Sequence[str]]) -> None:
         """Queue a job per user for their memory ids."""
@@ -34,6 +35,7 @@ class DeferredIndexer:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="dense-index")
             for user_id, ids in by_user.items():
+                self._users[user_id] = self._users.get(user_id, 0) + 1
                 future = self._pool.submit(self._logged, user_id, ids)
                 self._pending.add(future)
                 future.add_done_callback(self._pending.discard)
@@ -51,9 +53,19 @@ class DeferredIndexer:
             future.result()  # re-raise a failure
         return not not_done
 
+    def busy(self, user_id: str) -> bool:
+        """Whether a job for ``user_id`` is queued or running in this process."""
+        with self._lock:
+            return self._users.get(user_id, 0) > 0
+
     def _logged(self, user_id: str, memory_ids: Sequence[str]) -> int:
         try:
             return self._index(user_id, memory_ids)
         except Exception:
             log.exception("deferred dense indexing failed for %d memories", len(memory_ids))
             raise
+        finally:
+            with self._lock:
+                self._users[user_id] -= 1
+                if not self._users[user_id]:
+                    del self._users[user_id]

@@ -189,6 +189,18 @@ class MemoryService:
             )
         return max(rows - self.vectors.count(user_id), 0)
 
+    def repair_dense(self, user_id: str) -> int:
+        """Write the user's missing vectors, unless this process is writing them already.
+
+        Deferred vectors live in a thread of the importing process; after a crash, the
+        durable distill job that follows every import calls this and finishes the work.
+        Returns how many memories were (re)indexed: all of the user's, since the vector
+        store cannot list which ids it lacks (idempotent upserts).
+        """
+        if self._deferred.busy(user_id) or self.dense_backlog(user_id) == 0:
+            return 0
+        return self.index_dense(user_id)
+
     def wait_dense(self, timeout: float | None = None) -> bool:
         """Wait until deferred dense indexing is done; ``False`` on timeout."""
         return self._deferred.wait(timeout)

@@ -52,9 +52,17 @@ def distill(ctx: WorkerContext, job: Job) -> dict[str, Any]:
         )
     written = ctx.memory.distill_many(turns)  # assistant turns are skipped inside
     users = sorted({t.user_id for t in turns if t.role == "user"})
+    repaired = 0
     for user_id in users:
         _refresh_style(ctx, user_id)
-    return {"turns": len(turns), "memories_written": written, "styles_refreshed": len(users)}
+        # Vectors an import deferred to a thread that a crash took with it.
+        repaired += ctx.memory.repair_dense(user_id)
+    return {
+        "turns": len(turns),
+        "memories_written": written,
+        "styles_refreshed": len(users),
+        "vectors_repaired": repaired,
+    }
 
 
 def _refresh_style(ctx: WorkerContext, user_id: str) -> None:

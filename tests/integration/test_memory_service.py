@@ -86,6 +86,18 @@ def test_dense_backlog_counts_memories_without_vectors(memory: MemoryService) ->
     assert memory.index_dense(uid) == 1 and memory.vectors.count(uid) == 1  # idempotent
 
 
+def test_repair_writes_vectors_a_crash_left_behind_but_not_those_in_flight(
+    memory: MemoryService,
+) -> None:
+    uid = _user(memory)
+    memory.add(uid, [NewMemory(kind="fact", text="The user keeps bees.")], dense=False)
+    memory._deferred._users[uid] = 1  # as if this process's thread were writing them
+    assert memory.repair_dense(uid) == 0 and memory.dense_backlog(uid) == 1
+    memory._deferred._users.clear()  # the thread died with its process
+    assert memory.repair_dense(uid) == 1 and memory.dense_backlog(uid) == 0
+    assert memory.repair_dense(uid) == 0  # nothing left to do
+
+
 def test_ended_sessions_get_one_summary_with_every_turn_as_source(memory: MemoryService) -> None:
     uid = _user(memory)
     old = _session(
