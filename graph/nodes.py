@@ -179,7 +179,8 @@ async def route(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, An
     return {"route": chosen}
 
 
-def _to_langchain(messages: list[dict[str, str]]) -> list[BaseMessage]:
+def to_langchain(messages: list[dict[str, str]]) -> list[BaseMessage]:
+    """LangChain messages for OpenAI-style ``role``/``content`` dicts."""
     kinds: dict[str, type[BaseMessage]] = {
         "system": SystemMessage,
         "user": HumanMessage,
@@ -211,7 +212,7 @@ async def generate(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str,
     start = time.perf_counter()
     first: float | None = None
     message: BaseMessageChunk | None = None
-    async for chunk in model.astream([*_to_langchain(state.prompt_messages), *state.scratch]):
+    async for chunk in model.astream([*to_langchain(state.prompt_messages), *state.scratch]):
         message = chunk if message is None else message + chunk
         if chunk.text:
             if first is None:

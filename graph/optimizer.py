@@ -9,19 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-
 from graph.context import Services
+from graph.nodes import text_of, to_langchain
 from graph.prompts import SystemPromptVars
 from memory import procedural, repo
 from memory.persona import directives, instruction_texts
 from memory.procedural import OptimizeResult
-
-_KINDS: dict[str, type[BaseMessage]] = {
-    "system": SystemMessage,
-    "user": HumanMessage,
-    "assistant": AIMessage,
-}
 
 
 def optimize_user(
@@ -42,8 +35,7 @@ def optimize_user(
     )
 
     def chat(messages: list[dict[str, str]]) -> str:
-        reply = model.invoke([_KINDS[m["role"]](content=m["content"]) for m in messages])
-        return reply.text if isinstance(reply.content, list) else str(reply.content)
+        return text_of(model.invoke(to_langchain(messages)))
 
     def render(name: str, variables: dict[str, Any]) -> str:
         return services.prompts.render(name, "v1", variables)

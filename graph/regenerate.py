@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import AIMessage, BaseMessageChunk, RemoveMessage
 
 from graph.conversation import conversation_hash
-from graph.nodes import _to_langchain, role_of, text_of
+from graph.nodes import role_of, text_of, to_langchain
 from graph.state import GenerationParams, Usage
 from memory.records import Turn, new_id
 
@@ -70,7 +70,7 @@ async def regenerate(
     start = time.perf_counter()
     first: float | None = None
     message: BaseMessageChunk | None = None
-    async for chunk in model.astream(_to_langchain(req.prompt)):
+    async for chunk in model.astream(to_langchain(req.prompt)):
         message = chunk if message is None else message + chunk
         if chunk.text:
             first = first or time.perf_counter()

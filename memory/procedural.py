@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from memory.records import Feedback, InstructionBlock, Turn, utcnow
 
@@ -316,15 +316,4 @@ def rollback(session: Session, *, user_id: str) -> InstructionBlock | None:
         user_id=user_id,
         block_id=current.parent_id,
         reason=f"restored by rolling back version {current.version}",
-    )
-
-
-def count_blocks(session: Session, *, user_id: str) -> int:
-    """How many block versions the user has."""
-    return int(
-        session.exec(
-            select(func.count())
-            .select_from(InstructionBlock)
-            .where(InstructionBlock.user_id == user_id)
-        ).one()
     )

@@ -45,7 +45,9 @@ class RecordStore:
         """A new session (use as a context manager; commit explicitly)."""
         return Session(self.engine, expire_on_commit=False)
 
-    async def _run(self, fn: Callable[[Session], T]) -> T:
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn`` in a new session in a worker thread, commit, return its result."""
+
         def work() -> T:
             with self.session() as session:
                 result = fn(session)
@@ -71,7 +73,7 @@ class RecordStore:
                 group_adapter=repo.group_adapter(s, group_id=user.group_id),
             )
 
-        return await self._run(work)
+        return await self.run(work)
 
     async def save_profile_updates(
         self, user_id: str, updates: Sequence[ProfileUpdate], *, source_turn_id: str | None
@@ -84,13 +86,13 @@ class RecordStore:
             )
             return dict(prof.data), prof.version
 
-        return await self._run(work)
+        return await self.run(work)
 
     async def retire_revoked(
         self, user_id: str, updates: Sequence[ProfileUpdate], *, before: dict[str, Any]
     ) -> list[str]:
         """Invalidate the instruction memories that revoking ``updates`` contradict."""
-        return await self._run(
+        return await self.run(
             lambda s: forget.retire_revoked(
                 s, user_id=user_id, updates=updates, before=before, now=utcnow()
             )
@@ -100,7 +102,7 @@ class RecordStore:
         self, *, thread_id: str, user_id: str, user_turn: Turn, assistant_turn: Turn
     ) -> None:
         """Persist a user message and its reply (idempotent by turn id)."""
-        await self._run(
+        await self.run(
             lambda s: repo.record_exchange(
                 s,
                 thread_id=thread_id,
@@ -117,11 +119,11 @@ class RecordStore:
             thread = s.get(Thread, thread_id)
             return thread.user_id if thread is not None else None
 
-        return await self._run(work)
+        return await self.run(work)
 
     async def find_thread(self, user_id: str, conversation_hash: str) -> str | None:
         """The user's thread whose conversation so far has digest ``conversation_hash``."""
-        return await self._run(
+        return await self.run(
             lambda s: repo.find_thread_by_conversation(
                 s, user_id=user_id, conversation_hash=conversation_hash
             )

@@ -5,9 +5,7 @@ Validation errors here answer 422 (Attune's own routes, not OpenAI's).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlmodel import Session
@@ -33,7 +31,6 @@ from memory.persona import FORMATTING_KEYS, apply_updates, normalize
 from memory.records import InstructionBlock, Profile, ProfileVersion
 
 router = APIRouter(route_class=Route422)
-T = TypeVar("T")
 
 
 def profile_out(profile: Profile) -> ProfileOut:
@@ -55,20 +52,10 @@ def profile_out(profile: Profile) -> ProfileOut:
     )
 
 
-async def _in_session(services: ServicesDep, fn: Callable[[Session], T]) -> T:
-    def work() -> T:
-        with services.store.session() as session:
-            result = fn(session)
-            session.commit()
-            return result
-
-    return await asyncio.to_thread(work)
-
-
 @router.get("/v1/users/{user_id}/profile", response_model=ProfileOut)
 async def get_profile(user_id: ScopedUserId, services: ServicesDep) -> ProfileOut:
     """The user's persona profile (version 0 and empty until something sets it)."""
-    return await _in_session(services, lambda s: profile_out(repo.get_profile(s, user_id=user_id)))
+    return await services.store.run(lambda s: profile_out(repo.get_profile(s, user_id=user_id)))
 
 
 def patch_to_data(current: dict[str, Any], body: ProfilePatch) -> dict[str, Any]:
@@ -129,7 +116,7 @@ async def patch_profile(
         reason = body.reason or "edited through the API"
         return profile_out(profiles.replace(session, user_id=user_id, data=data, reason=reason))
 
-    return await _in_session(services, work)
+    return await services.store.run(work)
 
 
 @router.get("/v1/users/{user_id}/profile/history", response_model=ProfileHistory)
@@ -149,7 +136,7 @@ async def profile_history(
             changes=[ProfileChangeOut.model_validate(r.model_dump()) for r in rows]
         )
 
-    return await _in_session(services, work)
+    return await services.store.run(work)
 
 
 @router.get("/v1/users/{user_id}/profile/versions/{version}", response_model=ProfileVersionOut)
@@ -170,7 +157,7 @@ async def profile_version(
             version=row.version, reason=row.reason, created_at=row.created_at, profile=row.data
         )
 
-    return await _in_session(services, work)
+    return await services.store.run(work)
 
 
 @router.post("/v1/users/{user_id}/profile/restore", response_model=ProfileOut)
@@ -185,7 +172,7 @@ async def restore_profile(
         except profiles.ProfileVersionNotFoundError as exc:
             raise APIError(404, str(exc), type="not_found_error", param="version") from exc
 
-    return await _in_session(services, work)
+    return await services.store.run(work)
 
 
 def _blocks(session: Session, user_id: str) -> BlockList:
@@ -199,7 +186,7 @@ def _blocks(session: Session, user_id: str) -> BlockList:
 @router.get("/v1/users/{user_id}/instruction-blocks", response_model=BlockList)
 async def list_blocks(user_id: ScopedUserId, services: ServicesDep) -> BlockList:
     """Every version of the user's learned instruction block, newest first."""
-    return await _in_session(services, lambda s: _blocks(s, user_id))
+    return await services.store.run(lambda s: _blocks(s, user_id))
 
 
 @router.post("/v1/users/{user_id}/instruction-blocks/rollback", response_model=BlockList)
@@ -213,7 +200,7 @@ async def rollback_block(user_id: ScopedUserId, services: ServicesDep) -> BlockL
             raise APIError(409, str(exc), type="conflict_error") from exc
         return _blocks(session, user_id)
 
-    return await _in_session(services, work)
+    return await services.store.run(work)
 
 
 @router.post("/v1/users/{user_id}/instruction-blocks/{block_id}/activate", response_model=BlockList)
@@ -231,4 +218,4 @@ async def activate_block(block_id: str, user_id: ScopedUserId, services: Service
         )
         return _blocks(session, user_id)
 
-    return await _in_session(services, work)
+    return await services.store.run(work)
