@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from graph.prompts import MemoryVar, PromptLibrary, SystemPromptVars
 from graph.state import MemoryItem
@@ -24,6 +24,7 @@ from memory.persona import directives, instruction_texts
 from memory.style import style_hints
 
 SYSTEM_PROMPT = "system"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,28 +63,20 @@ def compose(
     ``history`` is the thread in order, its last item the new user message; ``learned``
     is the user's active learned instruction block.
     """
-    kept_memories: list[MemoryItem] = []
-    used = 0
-    for mem in memories:
-        cost = count_tokens(f"- {mem['date']}: {mem['text']}\n")  # the line as rendered
-        if used + cost > memory_budget:
-            continue
-        kept_memories.append(mem)
-        used += cost
+    kept_memories, _ = _fit(
+        memories,
+        lambda m: count_tokens(f"- {m['date']}: {m['text']}\n"),  # the line as rendered
+        memory_budget,
+    )
 
-    hints: list[str] = []
-    interests: list[str] = []
-    spent_profile = 0
-    for hint in style_hints(profile.get("style", {})):
-        cost = count_tokens(hint) + 2
-        if spent_profile + cost <= profile_budget:
-            hints.append(hint)
-            spent_profile += cost
-    for topic in reversed(profile.get("interests", [])):  # newest first
-        cost = count_tokens(topic) + 1
-        if spent_profile + cost <= profile_budget:
-            interests.append(topic)
-            spent_profile += cost
+    hints, spent = _fit(
+        style_hints(profile.get("style", {})), lambda h: count_tokens(h) + 2, profile_budget
+    )
+    interests, _ = _fit(  # newest first
+        list(reversed(profile.get("interests", []))),
+        lambda t: count_tokens(t) + 1,
+        profile_budget - spent,
+    )
 
     variables = SystemPromptVars(
         today=today.strftime("%A %d %B %Y"),
@@ -126,3 +119,15 @@ def compose(
         memories=kept_memories,
         prompt_tokens=fixed + spent + newest_cost,
     )
+
+
+def _fit(items: Sequence[T], cost: Callable[[T], int], budget: int) -> tuple[list[T], int]:
+    """The items, in order, that fit ``budget`` (one that does not is skipped), and their cost."""
+    kept: list[T] = []
+    spent = 0
+    for item in items:
+        c = cost(item)
+        if spent + c <= budget:
+            kept.append(item)
+            spent += c
+    return kept, spent

@@ -206,7 +206,7 @@ def forget_turns(session: Session, *, user_id: str, turn_ids: Sequence[str]) -> 
     if profile is None:
         return None
     current = normalize(profile.data)
-    values = {(c.field, _freeze(c.new_value)) for c in caused}
+    values = {(c.field, repr(c.new_value)) for c in caused}
     caused_versions = {c.version for c in caused}
 
     def scrub(data: dict[str, Any]) -> dict[str, Any]:
@@ -214,7 +214,7 @@ def forget_turns(session: Session, *, user_id: str, turn_ids: Sequence[str]) -> 
         rules = [r for r in out.get("instructions", []) if r.get("source_turn_id") not in gone]
         out["instructions"] = rules
         for field in list(out):
-            if field != "instructions" and (field, _freeze(out[field])) in values:
+            if field != "instructions" and (field, repr(out[field])) in values:
                 del out[field]
         return {k: v for k, v in out.items() if v not in ({}, [], None)}
 
@@ -235,7 +235,3 @@ def forget_turns(session: Session, *, user_id: str, turn_ids: Sequence[str]) -> 
     return _store(
         session, user_id, profile, current, after, "source turn deleted", None, redact=True
     )
-
-
-def _freeze(value: Any) -> str:
-    return repr(value)
