@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from memory.index import IndexEntry, IndexHit, LexicalIndex
 
@@ -160,19 +160,21 @@ class _SqlLexicalIndex:
         terms = query_terms(text)
         if not terms or k < 1 or (kinds is not None and not kinds):
             return []
+        sql, params = self._search_sql(user_id, terms, k=k, kinds=kinds)
+        stmt = sa.text(sql)
+        if kinds is not None:
+            stmt = stmt.bindparams(sa.bindparam("kinds", expanding=True))
         with self._engine.connect() as conn:
-            rows = self._search(conn, user_id, terms, k=k, kinds=kinds)
+            rows = conn.execute(stmt, params).all()
         return [IndexHit(memory_id=str(row[0]), score=float(row[1])) for row in rows]
 
-    def _search(
-        self,
-        conn: Connection,
-        user_id: str,
-        terms: list[str],
-        *,
-        k: int,
-        kinds: Sequence[str] | None,
-    ) -> Sequence[sa.Row[Any, Any]]:
+    def _search_sql(
+        self, user_id: str, terms: list[str], *, k: int, kinds: Sequence[str] | None
+    ) -> tuple[str, dict[str, Any]]:
+        """The dialect's ranking SQL (memory id, score; best first) and its parameters.
+
+        ``kinds``, when given, is bound as the expanding parameter ``:kinds``.
+        """
         raise NotImplementedError
 
 
@@ -196,15 +198,9 @@ class SqliteFtsIndex(_SqlLexicalIndex):
         " ON CONFLICT (user_id, memory_id) DO UPDATE SET kind = excluded.kind, text = excluded.text"
     )
 
-    def _search(
-        self,
-        conn: Connection,
-        user_id: str,
-        terms: list[str],
-        *,
-        k: int,
-        kinds: Sequence[str] | None,
-    ) -> Sequence[sa.Row[Any, Any]]:
+    def _search_sql(
+        self, user_id: str, terms: list[str], *, k: int, kinds: Sequence[str] | None
+    ) -> tuple[str, dict[str, Any]]:
         # Each term is an FTS5 string ("..."): no operator, column filter or prefix
         # syntax can come from the user. Terms hold no quotes, by construction.
         match = " OR ".join(f'"{t}"' for t in terms)
@@ -216,10 +212,7 @@ class SqliteFtsIndex(_SqlLexicalIndex):
             + _kinds_clause("t.kind", kinds, params)
             + " ORDER BY score DESC, t.memory_id LIMIT :k"
         )
-        stmt = sa.text(sql)
-        if kinds is not None:
-            stmt = stmt.bindparams(sa.bindparam("kinds", expanding=True))
-        return conn.execute(stmt, params).all()
+        return sql, params
 
 
 class PostgresFtsIndex(_SqlLexicalIndex):
@@ -239,15 +232,9 @@ class PostgresFtsIndex(_SqlLexicalIndex):
         " ON CONFLICT (user_id, memory_id) DO UPDATE SET kind = excluded.kind, tsv = excluded.tsv"
     )
 
-    def _search(
-        self,
-        conn: Connection,
-        user_id: str,
-        terms: list[str],
-        *,
-        k: int,
-        kinds: Sequence[str] | None,
-    ) -> Sequence[sa.Row[Any, Any]]:
+    def _search_sql(
+        self, user_id: str, terms: list[str], *, k: int, kinds: Sequence[str] | None
+    ) -> tuple[str, dict[str, Any]]:
         # ``:any`` is one OR query over the terms: ``matched`` is the user's memories
         # containing any term (every kind: document frequencies count them all), found
         # once. ``per_term`` are the terms one by one; their document frequencies need
@@ -282,10 +269,7 @@ class PostgresFtsIndex(_SqlLexicalIndex):
             " WHERE true" + _kinds_clause("h.kind", kinds, params) + " GROUP BY h.memory_id, h.tsv"
             " ORDER BY score DESC, h.memory_id LIMIT :k"
         )
-        stmt = sa.text(sql)
-        if kinds is not None:
-            stmt = stmt.bindparams(sa.bindparam("kinds", expanding=True))
-        return conn.execute(stmt, params).all()
+        return sql, params
 
 
 def make_lexical_index(engine: Engine) -> LexicalIndex:

@@ -174,9 +174,7 @@ class MemoryService:
             rows = list(session.exec(query).all())
         step = max(self.settings.embed_batch_size * 8, 256)
         for i in range(0, len(rows), step):
-            chunk = rows[i : i + step]
-            entries = [IndexEntry(r.id, r.text, r.kind, r.created_at.timestamp()) for r in chunk]
-            self.vectors.upsert(user_id, entries, self.embedder.embed([r.text for r in chunk]))
+            self._index(user_id, rows[i : i + step], lexical=False)
         return len(rows)
 
     def dense_backlog(self, user_id: str) -> int:
@@ -359,11 +357,14 @@ class MemoryService:
         self.vectors.delete_user(user_id)
         self.lexical.delete_user(user_id)
 
-    def _index(self, user_id: str, rows: Sequence[Memory], *, dense: bool = True) -> None:
+    def _index(
+        self, user_id: str, rows: Sequence[Memory], *, dense: bool = True, lexical: bool = True
+    ) -> None:
         entries = [IndexEntry(r.id, r.text, r.kind, r.created_at.timestamp()) for r in rows]
         if dense:
             self.vectors.upsert(user_id, entries, self.embedder.embed([r.text for r in rows]))
-        self.lexical.upsert(user_id, entries)
+        if lexical:
+            self.lexical.upsert(user_id, entries)
 
     # ---- reads --------------------------------------------------------------------------
 
