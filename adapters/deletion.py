@@ -183,11 +183,18 @@ def _drop_snapshots(session: Session, purge: _Purge, snapshots: Sequence[Dataset
         record.dataset_snapshot_id = None  # the snapshot row goes below
         session.add(record)
     session.flush()
+    _delete_snapshots(session, purge, snapshots)
+    session.flush()
+
+
+def _delete_snapshots(
+    session: Session, purge: _Purge, snapshots: Sequence[DatasetSnapshot]
+) -> None:
+    """Delete the snapshots' rows and blobs (nothing may still reference them)."""
     for snapshot in snapshots:
         purge.remove_blobs(snapshot.url)
         purge.snapshots.append(snapshot.id)
         session.delete(snapshot)
-    session.flush()
 
 
 def _purge_user(session: Session, purge: _Purge, user_id: str) -> None:
@@ -218,10 +225,7 @@ def _purge_user(session: Session, purge: _Purge, user_id: str) -> None:
             DatasetSnapshot.owner_kind == "user", DatasetSnapshot.owner_id == user_id
         )
     ).all()
-    for snapshot in own_snapshots:
-        purge.remove_blobs(snapshot.url)
-        purge.snapshots.append(snapshot.id)
-        session.delete(snapshot)
+    _delete_snapshots(session, purge, own_snapshots)
     delete_user_data(session, user_id=user_id)
     session.flush()
     _sweep_user_files(purge, user_id)

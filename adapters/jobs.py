@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -159,19 +159,16 @@ def sources_still_exist(session: Session, snapshot: DatasetSnapshot) -> bool:
     Deletion retires adapters trained on deleted data; a job that snapshotted the data
     before it was deleted must not promote its adapter afterwards.
     """
-    turns, samples = set(snapshot.source_turn_ids), set(snapshot.source_sample_ids)
-    if turns:
-        found = session.exec(
-            select(func.count()).select_from(Turn).where(col(Turn.id).in_(list(turns)))
-        ).one()
-        if int(found) < len(turns):
-            return False
-    if samples:
-        found = session.exec(
-            select(func.count()).select_from(Sample).where(col(Sample.id).in_(list(samples)))
-        ).one()
-        if int(found) < len(samples):
-            return False
+    for table, ids in (
+        (Turn, set(snapshot.source_turn_ids)),
+        (Sample, set(snapshot.source_sample_ids)),
+    ):
+        if ids:
+            found = session.exec(
+                select(func.count()).select_from(table).where(col(table.id).in_(list(ids)))
+            ).one()
+            if int(found) < len(ids):
+                return False
     return True
 
 
@@ -229,16 +226,18 @@ def run_training(
             return _result(existing)
     snapshot = read_snapshot(state["snapshot_url"], settings.storage_options)
     report(SNAPSHOT_DONE)
+    held: Sequence[Any]  # scored by the gate
     if kind == "sft":
-        train_sft, held_sft = split_held_out(
+        train_sft, held = split_held_out(
             snapshot.sft, lambda e: e.source_id, settings.held_out_fraction
         )
-        train_count, held_count = len(train_sft), len(held_sft)
+        train_count = len(train_sft)
     else:
-        train_dpo, held_dpo = split_held_out(
+        train_dpo, held = split_held_out(
             snapshot.pairs, lambda p: p.source_id, settings.held_out_fraction
         )
-        train_count, held_count = len(train_dpo), len(held_dpo)
+        train_count = len(train_dpo)
+    held_count = len(held)
     if train_count == 0 or held_count == 0:
         raise NotEnoughData(
             f"snapshot {state['snapshot_id']} has {train_count} training and {held_count} "
@@ -285,7 +284,7 @@ def run_training(
             "status": "discarded",
             "reasons": ["training data was deleted while the job ran; weights discarded"],
         }
-    decision = _gate(engine, settings, paths, spec, owner_kind, owner_id, kind, snapshot)
+    decision = _gate(engine, settings, paths, spec, owner_kind, owner_id, kind, held)
     report(GATE_DONE)
     with Session(engine) as session:
         record = registry.register_candidate(
@@ -335,9 +334,9 @@ def _gate(
     owner_kind: OwnerKind,
     owner_id: str,
     kind: TrainingKind,
-    snapshot: Any,
+    held: Sequence[Any],
 ) -> Any:
-    """Score the candidate against the base model and the owner's promoted adapter."""
+    """Score the candidate on ``held`` (held out) against the base model and current adapter."""
     from adapters.evaluation import (
         Comparison,
         GateThresholds,
@@ -363,12 +362,8 @@ def _gate(
         current_label = "current"
     comparison = Comparison(scorer, general_texts(), "candidate", current_label, thresholds)
     if kind == "sft":
-        _, held = split_held_out(snapshot.sft, lambda e: e.source_id, settings.held_out_fraction)
         return evaluate_sft(comparison, held)
-    _, held_pairs = split_held_out(
-        snapshot.pairs, lambda p: p.source_id, settings.held_out_fraction
-    )
-    return evaluate_dpo(comparison, held_pairs)
+    return evaluate_dpo(comparison, held)
 
 
 def _result(record: AdapterRecord) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Validation errors here answer 422, as on the other Attune-specific routes. The w
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -190,11 +191,16 @@ def _view(services: Any, user_id: str) -> UserAdapters:
     return view
 
 
+async def _answer(services: Any, work: Callable[[], UserAdapters]) -> AdapterList:
+    """Run ``work`` off the event loop, then list the user's adapters as it left them."""
+    view = await asyncio.to_thread(work)
+    return await asyncio.to_thread(_listing, view, services.backend.has_adapter)
+
+
 @router.get("/v1/users/{user_id}/adapters", response_model=AdapterList)
 async def list_user_adapters(user_id: ScopedUserId, services: ServicesDep) -> AdapterList:
     """The user's and their group's adapter versions, and which one serves the user now."""
-    view = await asyncio.to_thread(_view, services, user_id)
-    return await asyncio.to_thread(_listing, view, services.backend.has_adapter)
+    return await _answer(services, lambda: _view(services, user_id))
 
 
 @router.post("/v1/users/{user_id}/adapters/{adapter_id}/promote", response_model=AdapterList)
@@ -229,8 +235,7 @@ async def promote_adapter(
             session.commit()
         return _view(services, user_id)
 
-    view = await asyncio.to_thread(work)
-    return await asyncio.to_thread(_listing, view, services.backend.has_adapter)
+    return await _answer(services, work)
 
 
 @router.post("/v1/users/{user_id}/adapters/rollback", response_model=AdapterList)
@@ -253,8 +258,7 @@ async def rollback_adapter(user_id: ScopedUserId, services: ServicesDep) -> Adap
             session.commit()
         return _view(services, user_id)
 
-    view = await asyncio.to_thread(work)
-    return await asyncio.to_thread(_listing, view, services.backend.has_adapter)
+    return await _answer(services, work)
 
 
 @router.post("/v1/users/{user_id}/train", response_model=JobOut, status_code=202)

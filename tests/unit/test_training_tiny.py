@@ -105,6 +105,16 @@ def test_base_weights_frozen_during_training(tiny: Path, tmp_path: Path):
     peft_model = get_peft_model(model, lora_config(HParams()))
     trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
+    # One optimiser step over every parameter: only the LoRA weights move.
+    before = {n: p.detach().clone() for n, p in peft_model.named_parameters()}
+    optimiser = torch.optim.SGD(peft_model.parameters(), lr=1.0)
+    peft_model.train()
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    peft_model(input_ids=ids, labels=ids).loss.backward()
+    optimiser.step()
+    after = dict(peft_model.named_parameters())
+    changed = {n for n in before if not torch.equal(before[n], after[n].detach())}
+    assert changed and changed <= set(trainable)
 
 
 class Crash(RuntimeError):
