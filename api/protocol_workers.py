@@ -33,12 +33,6 @@ def job_out(job: Job) -> JobOut:
     return JobOut.model_validate(job, from_attributes=True)
 
 
-class JobPage(BaseModel):
-    """A list of jobs, newest first."""
-
-    data: list[JobOut]
-
-
 class FeedbackIn(BaseModel):
     """``POST /v1/feedback``: a rating of one of the user's assistant turns."""
 

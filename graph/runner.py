@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, cast
 
 from langchain_core.messages import (
@@ -203,63 +204,57 @@ class TurnRunner:
 
     def start(self, turn: PreparedTurn) -> TurnStream:
         """Run ``turn`` in a background task and return its event stream."""
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-        task = asyncio.create_task(self._run(turn, queue), name=f"turn:{turn.thread_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return TurnStream(task=task, queue=queue)
+        return self._spawn(turn.thread_id, f"turn:{turn.thread_id}", partial(self._turn, turn))
 
     def start_regeneration(self, request: RegenerationRequest) -> TurnStream:
         """Regenerate a recorded reply (``graph.regenerate``) in a background task."""
-        queue: asyncio.Queue[Event] = asyncio.Queue()
         thread_id = request.original.thread_id
-        task = asyncio.create_task(self._regenerate(request, queue), name=f"regenerate:{thread_id}")
+        return self._spawn(thread_id, f"regenerate:{thread_id}", partial(regenerate, self, request))
+
+    def _spawn(
+        self,
+        thread_id: str,
+        name: str,
+        work: Callable[[Callable[[str], None]], Awaitable[TurnResult]],
+    ) -> TurnStream:
+        """Run ``work`` (given a token callback) under the thread's lock, as an event stream."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+
+        async def run() -> TurnResult:
+            lock = self._locks.setdefault(thread_id, asyncio.Lock())
+            try:
+                async with lock:  # one turn at a time per thread keeps its history linear
+                    result = await work(lambda text: queue.put_nowait(TokenEvent(text)))
+            except BaseException as exc:
+                queue.put_nowait(ErrorEvent(exc))
+                raise
+            queue.put_nowait(DoneEvent(result))
+            return result
+
+        task = asyncio.create_task(run(), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return TurnStream(task=task, queue=queue)
-
-    async def _regenerate(
-        self, request: RegenerationRequest, queue: asyncio.Queue[Event]
-    ) -> TurnResult:
-        lock = self._locks.setdefault(request.original.thread_id, asyncio.Lock())
-        try:
-            async with lock:
-                result = await regenerate(
-                    self, request, lambda text: queue.put_nowait(TokenEvent(text))
-                )
-        except BaseException as exc:
-            queue.put_nowait(ErrorEvent(exc))
-            raise
-        queue.put_nowait(DoneEvent(result))
-        return result
 
     async def run(self, user_id: str, request: TurnRequest) -> TurnResult:
         """Run a turn to the end and return its result."""
         stream = self.start(await self.prepare(user_id, request))
         return await asyncio.shield(stream.task)
 
-    async def _run(self, turn: PreparedTurn, queue: asyncio.Queue[Event]) -> TurnResult:
-        lock = self._locks.setdefault(turn.thread_id, asyncio.Lock())
-        try:
-            async with lock:  # one turn at a time per thread keeps its history linear
-                final: dict[str, Any] = {}
-                async for item in self.graph.astream(
-                    turn.input,
-                    self._config(turn.thread_id),
-                    context=turn.context,
-                    stream_mode=["custom", "values"],
-                ):
-                    mode, chunk = cast(tuple[str, dict[str, Any]], item)
-                    if mode == "custom" and chunk.get("type") == "token":
-                        queue.put_nowait(TokenEvent(chunk["text"]))
-                    elif mode == "values":
-                        final = chunk
-            result = _result(turn, final)
-        except BaseException as exc:
-            queue.put_nowait(ErrorEvent(exc))
-            raise
-        queue.put_nowait(DoneEvent(result))
-        return result
+    async def _turn(self, turn: PreparedTurn, emit: Callable[[str], None]) -> TurnResult:
+        final: dict[str, Any] = {}
+        async for item in self.graph.astream(
+            turn.input,
+            self._config(turn.thread_id),
+            context=turn.context,
+            stream_mode=["custom", "values"],
+        ):
+            mode, chunk = cast(tuple[str, dict[str, Any]], item)
+            if mode == "custom" and chunk.get("type") == "token":
+                emit(chunk["text"])
+            elif mode == "values":
+                final = chunk
+        return _result(turn, final)
 
     async def preview(self, user_id: str, request: TurnRequest) -> Preview:
         """Compose the turn as it would run now, without generating or persisting."""

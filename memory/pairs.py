@@ -193,9 +193,10 @@ def build_pairs(session: Session, *, user_id: str, turn_id: str) -> dict[str, in
     Returns counts: ``added``, ``kept``, ``removed`` and ``skipped`` (drafts whose prompt
     was never stored, from turns recorded before prompts were kept). The caller commits.
     """
+    counts = {"added": 0, "kept": 0, "removed": 0, "skipped": 0}
     turn = session.get(Turn, turn_id)
     if turn is None or turn.user_id != user_id or turn.reply_to_id is None:
-        return {"added": 0, "kept": 0, "removed": 0, "skipped": 0}
+        return counts
     prompt_turn_id = turn.reply_to_id
     drafts = plan_pairs(_replies(session, user_id, prompt_turn_id))
     existing = {
@@ -207,7 +208,6 @@ def build_pairs(session: Session, *, user_id: str, turn_id: str) -> dict[str, in
             )
         ).all()
     }
-    counts = {"added": 0, "kept": 0, "removed": 0, "skipped": 0}
     wanted: set[str] = set()
     for d in drafts:
         if d.id in existing:

@@ -18,31 +18,20 @@ def schedule(
     """Celery's ``beat_schedule`` for ``settings`` (and the training triggers')."""
     training = training or TrainingSettings()
     return {
-        "session-summaries": {
-            "task": "attune.periodic",
-            "schedule": settings.summaries_every_s,
-            "args": ("summaries", settings.summaries_every_s),
-        },
-        "prompt-optimizer": {
-            "task": "attune.periodic",
-            "schedule": settings.optimizer_every_s,
-            "args": ("optimize_prompts", settings.optimizer_every_s),
-        },
+        "session-summaries": _periodic("summaries", settings.summaries_every_s),
+        "prompt-optimizer": _periodic("optimize_prompts", settings.optimizer_every_s),
         "sweep-lost-jobs": {
             "task": "attune.sweep",
             "schedule": settings.sweep_every_s,
         },
         # Thresholds of new pairs or samples since an owner's last adapter → training jobs
         # (one per owner at a time, on the heavy queue).
-        "training-triggers": {
-            "task": "attune.periodic",
-            "schedule": training.triggers_every_s,
-            "args": ("training_triggers", training.triggers_every_s),
-        },
+        "training-triggers": _periodic("training_triggers", training.triggers_every_s),
         # Re-cluster users into groups, then the triggers train group adapters.
-        "user-groups": {
-            "task": "attune.periodic",
-            "schedule": training.groups_every_s,
-            "args": ("assign_groups", training.groups_every_s),
-        },
+        "user-groups": _periodic("assign_groups", training.groups_every_s),
     }
+
+
+def _periodic(kind: str, every_s: float) -> dict[str, Any]:
+    """An entry that submits the ``kind`` job once per ``every_s`` window."""
+    return {"task": "attune.periodic", "schedule": every_s, "args": (kind, every_s)}

@@ -7,26 +7,32 @@ builds (``shared_task``), under ``attune.<kind>``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from celery import Task, shared_task
 
+from memory.jobs import Job
 from workers import handlers
 from workers.app import attune_app, context_of
+from workers.context import WorkerContext
 from workers.queue import JobQueue
-from workers.runner import Work, run_job
+from workers.runner import run_job
+
+Handler = Callable[[WorkerContext, Job], dict[str, Any]]
 
 
-def _run(task: Task[Any, Any], job_id: str, work: Any) -> dict[str, Any] | None:
+def _run(task: Task[Any, Any], job_id: str, work: Handler) -> dict[str, Any] | None:
     ctx = context_of(task.app)
     settings = attune_app(task.app).attune_settings.worker
+    return run_job(task, ctx.engine, settings, job_id, partial(work, ctx))
 
-    def bound(job: Any) -> dict[str, Any]:
-        result: dict[str, Any] = work(ctx, job)
-        return result
 
-    w: Work = bound
-    return run_job(task, ctx.engine, settings, job_id, w)
+def _queue(task: Task[Any, Any]) -> JobQueue:
+    return JobQueue(
+        task.app, context_of(task.app).engine, attune_app(task.app).attune_settings.worker
+    )
 
 
 @shared_task(bind=True, name="attune.distill")
@@ -53,12 +59,6 @@ def delete_user(self: Task[Any, Any], job_id: str) -> dict[str, Any] | None:
     """A user and everything held about them; then retrains of group adapters it retired."""
     settings = attune_app(self.app).attune_settings
     return _run(self, job_id, handlers.then_retrain(settings, _queue(self), handlers.delete_user))
-
-
-def _queue(task: Task[Any, Any]) -> JobQueue:
-    return JobQueue(
-        task.app, context_of(task.app).engine, attune_app(task.app).attune_settings.worker
-    )
 
 
 @shared_task(bind=True, name="attune.train_sft")
@@ -105,13 +105,14 @@ def periodic(self: Task[Any, Any], kind: str, window_s: float) -> str:
 
     One job per window, however many beats fire.
     """
-    ctx = context_of(self.app)
-    queue = JobQueue(self.app, ctx.engine, attune_app(self.app).attune_settings.worker)
-    return queue.submit(kind, key=handlers.window_key(kind, window_s), payload={}, user_id=None).id
+    return (
+        _queue(self)
+        .submit(kind, key=handlers.window_key(kind, window_s), payload={}, user_id=None)
+        .id
+    )
 
 
 @shared_task(bind=True, name="attune.sweep")
 def sweep(self: Task[Any, Any]) -> int:
     """Send again the jobs whose task may have been lost; return how many."""
-    ctx = context_of(self.app)
-    return JobQueue(self.app, ctx.engine, attune_app(self.app).attune_settings.worker).sweep()
+    return _queue(self).sweep()

@@ -139,15 +139,26 @@ async def regeneration_request(
     kept.
     """
 
-    def load() -> RegenerationRequest | str:
+    def load() -> RegenerationRequest:
         with services.store.session() as session:
             original = session.get(Turn, turn_id)
             if original is None or original.user_id != user_id or original.role != "assistant":
-                return "missing"
+                raise APIError(
+                    404,
+                    f"no assistant turn with id {turn_id!r} for this user",
+                    type="not_found_error",
+                    param="attune.regenerate",
+                )
             user_turn = session.get(Turn, original.reply_to_id or "")
             stored = pairs.prompt_of(session, turn_id)
             if user_turn is None or stored is None:
-                return "no prompt"
+                raise APIError(
+                    409,
+                    f"turn {turn_id!r} was recorded before prompts were kept, so it cannot be "
+                    "regenerated exactly; send the conversation again instead",
+                    type="invalid_request_error",
+                    param="attune.regenerate",
+                )
             return RegenerationRequest(
                 user_id=user_id,
                 original=original,
@@ -156,23 +167,7 @@ async def regeneration_request(
                 params=params,
             )
 
-    found = await asyncio.to_thread(load)
-    if found == "missing":
-        raise APIError(
-            404,
-            f"no assistant turn with id {turn_id!r} for this user",
-            type="not_found_error",
-            param="attune.regenerate",
-        )
-    if isinstance(found, str):
-        raise APIError(
-            409,
-            f"turn {turn_id!r} was recorded before prompts were kept, so it cannot be "
-            "regenerated exactly; send the conversation again instead",
-            type="invalid_request_error",
-            param="attune.regenerate",
-        )
-    return found
+    return await asyncio.to_thread(load)
 
 
 def _observe(services: AppServices, result: TurnResult) -> None:
