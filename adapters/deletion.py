@@ -40,7 +40,7 @@ from sqlmodel import Session, col, select
 
 from adapters.config import ModelSettings, TrainingSettings
 from adapters.records import AdapterRecord, DatasetSnapshot, Sample
-from memory.records import Turn, utcnow
+from memory.records.tables import Turn, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Each user becomes a vector of their persona profile's stated preferences (formality,
 verbosity, formatting, tone, language) and the statistics of their own writing
-(``profiles.data["style"]``, see ``memory.style``); scikit-learn's KMeans, on standardized
+(``profiles.data["style"]``, see ``memory.persona.style``); scikit-learn's KMeans, on standardized
 features, splits them into at most ``group_count`` clusters. Clusters become ``UserGroup``
 rows named ``auto-N``; a re-run keeps each cluster on the existing group it shares most
 members with, so groups (and their adapters) survive re-clustering. Users an admin put in a
@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from memory.records import Profile, User, UserGroup
+from memory.records.tables import Profile, User, UserGroup
 
 AUTO_PREFIX = "auto-"
 

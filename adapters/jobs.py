@@ -35,7 +35,7 @@ from adapters.model_store import model_id_for
 from adapters.records import AdapterRecord, DatasetSnapshot, OwnerKind, Sample
 from adapters.registry import PublishFn
 from adapters.training import RunSpec, TrainingResult, finished
-from memory.records import Turn
+from memory.records.tables import Turn
 
 log = logging.getLogger(__name__)
 

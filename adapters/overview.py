@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from adapters import registry
 from adapters.records import AdapterRecord, DatasetSnapshot
-from memory.records import User, UserGroup
+from memory.records.tables import User, UserGroup
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from memory.records import UTCDateTime, new_id, utcnow
+from memory.records.tables import UTCDateTime, new_id, utcnow
 
 OwnerKind = Literal["user", "group"]
 AdapterStatus = Literal["candidate", "promoted", "rejected", "retired"]

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from adapters.records import AdapterRecord, OwnerKind
-from memory.records import User, UserGroup, utcnow
+from memory.records.tables import User, UserGroup, utcnow
 
 if TYPE_CHECKING:
     from adapters.deletion import DerivedFiles

@@ -27,7 +27,7 @@ from api.routes import (
 )
 from api.services import open_services
 from api.settings import Settings
-from memory.index import Embedder
+from memory.retrieval.protocols import Embedder
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.errors import APIError
 from api.protocol import ID_PATTERN
 from api.services import AppServices
-from memory import repo
-from memory.repo import Principal
+from memory.records import repo
+from memory.records.repo import Principal
 
 _bearer = HTTPBearer(auto_error=False)
 

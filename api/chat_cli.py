@@ -72,7 +72,7 @@ async def chat_local(
     from api.services import open_services
     from graph.runner import ChatMessage, DoneEvent, ErrorEvent, TokenEvent, TurnRequest
     from graph.state import GenerationParams
-    from memory import repo
+    from memory.records import repo
 
     async with open_services(settings) as services:
         if user_id is None:

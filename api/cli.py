@@ -81,8 +81,8 @@ def serve(
 
     from api.app import create_app
     from api.services import bootstrap_admin_key
-    from memory.db import open_engine
-    from memory.store import RecordStore
+    from memory.records.db import open_engine
+    from memory.records.store import RecordStore
 
     settings = load_settings()
     engine = open_engine(settings.db)
@@ -108,9 +108,9 @@ def users_create(
     group: Annotated[str | None, typer.Option(help="Id of the user's group.")] = None,
 ) -> None:
     """Create a user and print their API key (it is shown only once)."""
-    from memory import repo
-    from memory.db import open_engine
-    from memory.store import RecordStore
+    from memory.records import repo
+    from memory.records.db import open_engine
+    from memory.records.store import RecordStore
 
     settings = load_settings()
     store = RecordStore(open_engine(settings.db))
@@ -123,9 +123,9 @@ def users_create(
 @users_app.command("list")
 def users_list() -> None:
     """List users (ids and names)."""
-    from memory import repo
-    from memory.db import open_engine
-    from memory.store import RecordStore
+    from memory.records import repo
+    from memory.records.db import open_engine
+    from memory.records.store import RecordStore
 
     store = RecordStore(open_engine(load_settings().db))
     with store.session() as session:
@@ -138,9 +138,9 @@ def users_bootstrap(
     name: Annotated[str, typer.Option(help="Name of the first user.")] = "me",
 ) -> None:
     """Create a first user if there is none, and print how to chat as them."""
-    from memory import repo
-    from memory.db import open_engine
-    from memory.store import RecordStore
+    from memory.records import repo
+    from memory.records.db import open_engine
+    from memory.records.store import RecordStore
 
     settings = load_settings()
     store = RecordStore(open_engine(settings.db))
@@ -196,7 +196,7 @@ def model_prepare() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the record store's schema to the latest revision."""
-    from memory.db import current_revision, open_engine
+    from memory.records.db import current_revision, open_engine
 
     engine = open_engine(load_settings().db)
     typer.echo(f"schema at revision {current_revision(engine)}")

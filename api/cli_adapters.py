@@ -28,7 +28,7 @@ def _fail(message: str, code: int = 2) -> None:
 def _open() -> tuple[Any, Any]:
     from adapters.registry import install_retirement_hook
     from api.cli import load_settings
-    from memory.db import open_engine
+    from memory.records.db import open_engine
 
     settings = load_settings()
     install_retirement_hook()
@@ -51,7 +51,7 @@ def train(
 
     from adapters.jobs import NotEnoughData, TrainingPaths, data_counts, resolve_kind, run_training
     from adapters.model_store import resolve_model_dir
-    from memory.records import User
+    from memory.records.tables import User
     from workers.training import TrainingBusy, active_job, submit_training
 
     if kind not in ("sft", "dpo", "auto"):

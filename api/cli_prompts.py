@@ -93,8 +93,8 @@ def optimize(
     from api.services import build_memory
     from graph.context import Services
     from graph.optimizer import optimize_user
-    from memory.db import open_engine
-    from memory.store import RecordStore
+    from memory.records.db import open_engine
+    from memory.records.store import RecordStore
 
     settings = load_settings()
     engine = open_engine(settings.db)

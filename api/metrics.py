@@ -11,8 +11,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from adapters.records import AdapterRecord
-from memory.jobs import Job
-from memory.records import utcnow
+from memory.records.jobs import Job
+from memory.records.tables import utcnow
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 

@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.protocol import Id, Text
-from memory.jobs import Job
 from memory.pairs import PreferencePair
+from memory.records.jobs import Job
 
 
 class JobOut(BaseModel):

@@ -20,16 +20,16 @@ from graph.checkpoint import open_checkpointer
 from graph.context import Services
 from graph.prompts import PromptLibrary
 from graph.runner import TurnRunner
-from memory import db, repo
-from memory.embeddings import MiniLMEmbedder
-from memory.extraction import EXTRACTION_PROMPT, EXTRACTION_PROMPT_VERSION, make_extractor
-from memory.index import Embedder
-from memory.instructions_llm import make_detector
-from memory.lexical import make_lexical_index
+from memory.extraction.extractor import EXTRACTION_PROMPT, EXTRACTION_PROMPT_VERSION, make_extractor
+from memory.extraction.summaries import SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION
+from memory.persona.instructions_llm import make_detector
+from memory.records import db, repo
+from memory.records.store import RecordStore
+from memory.retrieval.embeddings import MiniLMEmbedder
+from memory.retrieval.lexical import make_lexical_index
+from memory.retrieval.protocols import Embedder
+from memory.retrieval.vectors import VectorSettings, make_vector_index
 from memory.service import MemoryService
-from memory.store import RecordStore
-from memory.summaries import SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION
-from memory.vectors import VectorSettings, make_vector_index
 from workers import submit
 from workers.app import make_celery
 from workers.context import WorkerContext

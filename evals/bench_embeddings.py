@@ -70,7 +70,7 @@ def run(
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from memory.embeddings import MiniLMEmbedder
+    from memory.retrieval.embeddings import MiniLMEmbedder
 
     embedder = MiniLMEmbedder(batch_size=batch_size)
     started = time.perf_counter()

@@ -24,7 +24,7 @@ from api.settings import Settings
 from evals.stats import median, percentile, table
 from graph.runner import ChatMessage, TurnRequest
 from graph.state import GenerationParams
-from memory import repo
+from memory.records import repo
 
 PROMPTS = [
     "I just moved to Lisbon and I'm learning Portuguese.",

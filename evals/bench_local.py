@@ -79,9 +79,7 @@ def run(model_dir: Path, *, runs: int = 5, max_tokens: int = 32) -> dict[str, An
 
     def generate_plain(new_tokens: int) -> int:
         with torch.inference_mode():
-            # transformers 5 types generate() (under @torch.no_grad()) with a second,
-            # Protocol-typed self that no concrete model matches.
-            out = model.generate(  # type: ignore[misc]
+            out = model.generate(
                 prompt, max_new_tokens=new_tokens, do_sample=False, pad_token_id=eos
             )
         assert isinstance(out, torch.Tensor)

@@ -30,9 +30,9 @@ from api.settings import Settings
 from evals.stats import median, percentile, table
 from graph.runner import ChatMessage, TurnRequest
 from graph.state import GenerationParams
-from memory import jobs, repo
 from memory.history import ImportSession, ImportTurn, import_history
-from memory.jobs import Job
+from memory.records import jobs, repo
+from memory.records.jobs import Job
 from memory.service import MemoryService
 from workers import handlers, submit
 from workers.context import WorkerContext

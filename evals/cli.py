@@ -259,7 +259,7 @@ def instructions(
     revocations, look-alikes), then every miss and false alarm.
     """
     from evals.instructions_eval import ALL_CASES, Detector, report, score
-    from memory.instructions import detect_instructions
+    from memory.persona.instructions import detect_instructions
 
     detect: Detector = detect_instructions
     if with_model:
@@ -282,7 +282,7 @@ def _model_detector() -> Any:
 
     from api.cli import load_settings  # here, not at import: api.cli mounts this module
     from graph.prompts import PromptLibrary
-    from memory.instructions_llm import make_detector
+    from memory.persona.instructions_llm import make_detector
 
     m = load_settings().memory
     if not m.extractor_model:

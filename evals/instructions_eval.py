@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from evals.instructions_data import CASES, Case, Expected
 from evals.instructions_holdout2 import CASES_HOLDOUT2
-from memory.instructions import ProfileUpdate, detect_instructions
+from memory.persona.instructions import ProfileUpdate, detect_instructions
 
 Detector = Callable[[str], list[ProfileUpdate]]
 ALL_CASES: tuple[Case, ...] = (*CASES, *CASES_HOLDOUT2)

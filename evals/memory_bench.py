@@ -44,11 +44,11 @@ from evals import memory_phrases as P
 from evals.memory_data import MemoryDataset, load
 from evals.memory_eval import MODES, import_sessions, machine
 from evals.stats import percentile
-from memory import db, repo
-from memory.extraction import content_hash
+from memory.extraction.extractor import content_hash
 from memory.history import ImportSession, import_history
-from memory.index import Embedder, IndexEntry
-from memory.records import Memory, new_id
+from memory.records import db, repo
+from memory.records.tables import Memory, new_id
+from memory.retrieval.protocols import Embedder, IndexEntry
 from memory.service import MemoryService
 
 NOISE_NORM = 0.3

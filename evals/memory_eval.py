@@ -29,10 +29,10 @@ from api.settings import Settings
 from evals.memory_data import DataUser, MemoryDataset, Question
 from evals.memory_sweep import fusion_sweep, sweep_table
 from evals.stats import percentile
-from memory import db, repo
 from memory.history import ImportSession, ImportTurn, import_history
-from memory.index import Embedder
-from memory.records import Turn, User
+from memory.records import db, repo
+from memory.records.tables import Turn, User
+from memory.retrieval.protocols import Embedder
 from memory.service import MemoryService, Mode
 
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
@@ -283,7 +283,9 @@ def _search_all(
         for kinds_name, kinds in KIND_SETS.items():
             for mode in MODES:
                 start = time.perf_counter()
-                hits = memory.search(user_ids[q.user], q.text, k=max(KS), kinds=kinds, mode=mode)
+                hits = memory.search(
+                    user_ids[q.user], q.text, k=max(KS), kinds=kinds, mode=mode
+                )
                 latency.setdefault((kinds_name, mode), []).append(
                     (time.perf_counter() - start) * 1000
                 )

@@ -3,8 +3,8 @@
 Each question's rankings are fetched once through the index protocols — dense
 (``VectorIndex.query``), lexical (``LexicalIndex.query``, on the question as asked and with
 English function words removed) and recency — and fused offline with
-``memory.fusion.reciprocal_rank_fusion`` under each candidate setting, then moved by the
-priors (``memory.fusion.apply_priors``) and collapsed to one memory per text, the way
+``memory.retrieval.fusion.reciprocal_rank_fusion`` under each candidate setting, then moved by the
+priors (``memory.retrieval.fusion.apply_priors``) and collapsed to one memory per text, the way
 ``MemoryService.search`` does (recency alone never admits a memory). The first row uses
 the service's own settings and must match its hybrid line; any difference means this
 module no longer mirrors ``search``. Two reference rows say where hybrid's margin comes
@@ -23,9 +23,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from evals.memory_data import Question
-from memory.fusion import apply_priors, memory_prior, reciprocal_rank_fusion
-from memory.lexical import strip_stopwords
-from memory.records import Memory, MemorySource
+from memory.records.tables import Memory, MemorySource
+from memory.retrieval.fusion import apply_priors, memory_prior, reciprocal_rank_fusion
+from memory.retrieval.lexical import strip_stopwords
 from memory.service import MemoryService
 
 KINDS = ["episodic"]
@@ -139,10 +139,12 @@ def fusion_sweep(
         cache.append(
             {
                 "dense": [
-                    h.memory_id for h in memory.vectors.query(uid, vector, k=fetch, kinds=KINDS)
+                    h.memory_id
+                    for h in memory.vectors.query(uid, vector, k=fetch, kinds=KINDS)
                 ],
                 "lexical": [
-                    h.memory_id for h in memory.lexical.query(uid, q.text, k=fetch, kinds=KINDS)
+                    h.memory_id
+                    for h in memory.lexical.query(uid, q.text, k=fetch, kinds=KINDS)
                 ],
                 "lexical_stripped": [
                     h.memory_id

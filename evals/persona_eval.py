@@ -16,9 +16,9 @@ from graph.compose import compose
 from graph.config import GraphSettings
 from graph.prompts import PromptLibrary
 from graph.state import MemoryItem
-from memory.instructions import detect_instructions
-from memory.persona import apply_updates
-from memory.style import compute_style
+from memory.persona.document import apply_updates
+from memory.persona.instructions import detect_instructions
+from memory.persona.style import compute_style
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 RULES = [

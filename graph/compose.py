@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 from graph.prompts import MemoryVar, PromptLibrary, SystemPromptVars
 from graph.state import MemoryItem
-from memory.persona import directives, instruction_texts
-from memory.style import style_hints
+from memory.persona.document import directives, instruction_texts
+from memory.persona.style import style_hints
 
 SYSTEM_PROMPT = "system"
 T = TypeVar("T")

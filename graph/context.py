@@ -9,10 +9,10 @@ from datetime import datetime
 from adapters.backend import ChatBackend
 from graph.config import GraphSettings
 from graph.prompts import PromptLibrary
-from memory.instructions import ProfileUpdate
-from memory.records import Turn, utcnow
+from memory.persona.instructions import ProfileUpdate
+from memory.records.store import RecordStore
+from memory.records.tables import Turn, utcnow
 from memory.service import MemoryService
-from memory.store import RecordStore
 
 Detector = Callable[[str], Awaitable[list[ProfileUpdate]]]
 """A message → the profile updates it asks for."""
@@ -34,7 +34,7 @@ class Services:
     after_turn: AfterTurn | None = None
     """``None`` (tests, benchmarks, local chat): distill inline instead."""
     detect: Detector | None = None
-    """Instruction detection beyond the rules (``memory.instructions_llm``); ``None``: the
+    """Instruction detection beyond the rules (``memory.persona.instructions_llm``); ``None``: the
     rules alone."""
 
 

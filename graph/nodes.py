@@ -1,6 +1,6 @@
 """The nodes of the per-turn graph.
 
-Each is thin: I/O through services, decisions in plain functions (``memory.instructions``,
+Each is thin: I/O through services, decisions in plain functions (``memory.persona.instructions``,
 ``graph.compose``, ``graph.routing``).
 """
 
@@ -30,10 +30,10 @@ from graph.context import TurnContext
 from graph.conversation import conversation_hash
 from graph.routing import AUTO_MODEL, choose_route
 from graph.state import MemoryItem, TurnState, Usage
-from memory.forget import forget
-from memory.instructions import detect_instructions
-from memory.persona import apply_updates
-from memory.records import Turn
+from memory.persona.document import apply_updates
+from memory.persona.forget import forget
+from memory.persona.instructions import detect_instructions
+from memory.records.tables import Turn
 from tools.memory import MEMORY_TOOLS
 
 MAX_TOOL_ROUNDS = 3

@@ -1,6 +1,6 @@
 """Runs the procedural-memory optimizer with the graph's model, prompts and embedder.
 
-``memory.procedural`` holds the logic (propose, gate, activate, roll back) over plain
+``memory.persona.procedural`` holds the logic (propose, gate, activate, roll back) over plain
 callables; this module supplies them from the turn graph's services, so the optimizer
 sees the same system prompt a turn would. The Workers issue schedules :func:`optimize_user`.
 """
@@ -12,9 +12,10 @@ from typing import Any
 from graph.context import Services
 from graph.nodes import text_of, to_langchain
 from graph.prompts import SystemPromptVars
-from memory import procedural, repo
-from memory.persona import directives, instruction_texts
-from memory.procedural import OptimizeResult
+from memory.persona import procedural
+from memory.persona.document import directives, instruction_texts
+from memory.persona.procedural import OptimizeResult
+from memory.records import repo
 
 
 def optimize_user(

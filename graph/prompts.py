@@ -52,7 +52,7 @@ class ProceduralPromptVars(TypedDict):
     """The variables of the optimizer's ``procedural_critique``/``procedural_rewrite``.
 
     ``examples`` are dicts with ``prompt``, ``reply``, ``rating``, ``edited_text`` and
-    ``comment`` (``memory.procedural.FeedbackExample.as_vars``).
+    ``comment`` (``memory.persona.procedural.FeedbackExample.as_vars``).
     """
 
     current: str | None
@@ -65,7 +65,8 @@ DECLARED_VARIABLES: dict[str, frozenset[str]] = {
     "instruction_detect": frozenset(),
     "procedural_critique": frozenset({"current", "examples"}),
     "procedural_rewrite": frozenset(ProceduralPromptVars.__annotations__),
-    # Memory's prompts (memory.extraction.EXTRACTION_PROMPT, memory.summaries.SUMMARY_PROMPT).
+    # Memory's prompts (memory.extraction.extractor.EXTRACTION_PROMPT and
+    # memory.extraction.summaries.SUMMARY_PROMPT).
     "extraction": frozenset({"now", "speaker"}),
     "summary": frozenset(),
 }

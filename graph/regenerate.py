@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, BaseMessageChunk, RemoveMessage
 from graph.conversation import conversation_hash
 from graph.nodes import role_of, text_of, to_langchain
 from graph.state import GenerationParams, Usage
-from memory.records import Turn, new_id
+from memory.records.tables import Turn, new_id
 
 if TYPE_CHECKING:
     from graph.runner import TurnResult, TurnRunner

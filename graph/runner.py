@@ -27,7 +27,7 @@ from graph.context import Services, TurnContext
 from graph.conversation import conversation_hash
 from graph.regenerate import RegenerationRequest, regenerate
 from graph.state import GenerationParams, InputState, MemoryItem, Route, TurnState, Usage
-from memory.records import new_id
+from memory.records.tables import new_id
 
 Role = Literal["system", "user", "assistant"]
 

@@ -64,10 +64,10 @@ class MemorySettings(BaseModel):
     rrf_k: int = Field(default=20, ge=1)
     hybrid_lexical_stopwords: bool = False
     """Hybrid only: keep English function words in the lexical query (``False`` drops
-    them, ``memory.lexical.strip_stopwords``: faster, and better on the eval's dev users).
+    them, ``memory.retrieval.lexical.strip_stopwords``: faster, and better on the eval's dev users).
     The lexical-only mode always queries the text as typed."""
     user_said_prior: float = Field(default=0.6, ge=0)
     """Hybrid only: bonus for a memory the user said, in first-place votes (see
-    ``memory.fusion.apply_priors``)."""
+    ``memory.retrieval.fusion.apply_priors``)."""
     question_prior: float = Field(default=0.3, ge=0)
     """Hybrid only: penalty for a memory that only asks a question, in first-place votes."""

@@ -27,9 +27,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from memory import jobs, pairs, repo
+from memory import pairs
 from memory.export import delete_turn
-from memory.records import ApiKey, utcnow
+from memory.records import jobs, repo
+from memory.records.tables import ApiKey, utcnow
 from memory.service import MemoryService
 
 AdapterRetirementHook = Callable[[Engine, str, Sequence[str] | None], int]

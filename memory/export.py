@@ -7,9 +7,17 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
-from memory import procedural
-from memory import profile as profiles
-from memory.records import Feedback, Profile, ProfileChange, ProfileVersion, Thread, Turn, User
+from memory.persona import procedural
+from memory.persona import profile as profiles
+from memory.records.tables import (
+    Feedback,
+    Profile,
+    ProfileChange,
+    ProfileVersion,
+    Thread,
+    Turn,
+    User,
+)
 from memory.service import MemoryService
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from memory.records import Thread, Turn
+from memory.records.tables import Thread, Turn
 
 
 @dataclass(frozen=True)

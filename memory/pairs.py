@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from memory.records import Feedback, Turn, UTCDateTime, utcnow
+from memory.records.tables import Feedback, Turn, UTCDateTime, utcnow
 
 
 class TurnPrompt(SQLModel, table=True):

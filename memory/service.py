@@ -1,7 +1,7 @@
 """Episodic and semantic memory: writes with provenance, hybrid search, deletion.
 
-Searching and reading live in ``memory.search`` and deferred vector indexing in
-``memory.deferred``; this service holds the indexes and delegates to them.
+Searching and reading live in ``memory.retrieval.search`` and deferred vector indexing in
+``memory.retrieval.deferred``; this service holds the indexes and delegates to them.
 
 One ``MemoryService`` per process. Rows live in the record store (``memories`` and
 ``memory_sources``); vectors in a ``VectorIndex``; terms in a ``LexicalIndex``. Writes go to
@@ -20,13 +20,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, select
 
 from memory.config import MemorySettings
-from memory.consolidate import Existing, plan, writes
-from memory.deferred import DeferredIndexer
-from memory.extraction import Candidate, Extractor, content_hash
-from memory.index import Embedder, IndexEntry, LexicalIndex, VectorIndex
-from memory.records import Memory, MemorySource, Turn, utcnow
-from memory.search import Mode, load_links, load_rows, search, to_views
-from memory.summaries import ended_threads, summarize_session, thread_turns
+from memory.extraction.consolidate import Existing, plan, writes
+from memory.extraction.extractor import Candidate, Extractor, content_hash
+from memory.extraction.summaries import ended_threads, summarize_session, thread_turns
+from memory.records.tables import Memory, MemorySource, Turn, utcnow
+from memory.retrieval.deferred import DeferredIndexer
+from memory.retrieval.protocols import Embedder, IndexEntry, LexicalIndex, VectorIndex
+from memory.retrieval.search import Mode, load_links, load_rows, search, to_views
 from memory.views import MemoryView, NewMemory, SourceRef
 
 __all__ = [
@@ -60,7 +60,7 @@ class MemoryService:
     ) -> None:
         """Use ``engine`` for rows and the given indexes; the caller owns them all.
 
-        ``summary_prompt`` is the rendered ``memory.summaries.SUMMARY_PROMPT``, needed
+        ``summary_prompt`` is the rendered ``memory.extraction.summaries.SUMMARY_PROMPT``, needed
         only when sessions are summarized with a chat model.
         """
         self.engine = engine
@@ -222,7 +222,7 @@ class MemoryService:
             user_id: Whose sessions.
             idle_after: How long after its last turn a session counts as ended.
             chat_model: Writes the summaries with ``summary_prompt``; ``None``: the
-                deterministic extractive summary (``memory.summaries.extractive``).
+                deterministic extractive summary (``memory.extraction.summaries.extractive``).
             limit: The most sessions summarized in one call (oldest ended first).
 
         Returns:
@@ -381,7 +381,7 @@ class MemoryService:
     ) -> list[MemoryView]:
         """The user's memories most relevant to ``query``, best first.
 
-        See :func:`memory.search.search` for the modes (``hybrid`` fuses dense, lexical
+        See :func:`memory.retrieval.search.search` for the modes (``hybrid`` fuses dense, lexical
         and recency rankings, then applies the priors) and the arguments.
         """
         return search(

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.settings import Settings
-from memory import repo
-from memory.embeddings import MiniLMEmbedder
+from memory.records import repo
+from memory.retrieval.embeddings import MiniLMEmbedder
 from tests.fakes import ScriptedBackend
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ class Api:
 
     async def drain_jobs(self, within: float = 60.0) -> None:
         """Wait until no job is queued or running (needs the embedded worker)."""
-        from memory import jobs
+        from memory.records import jobs
 
         engine = self.services.engine
         async with asyncio.timeout(within):

@@ -67,8 +67,8 @@ def jobs_list(
 ) -> None:
     """List jobs: id, kind, status, progress, attempts, created, user, error."""
     from api.cli import load_settings
-    from memory import jobs
-    from memory.db import open_engine
+    from memory.records import jobs
+    from memory.records.db import open_engine
 
     engine = open_engine(load_settings().db)
     for j in jobs.list_jobs(engine, user_id=user, status=status, kind=kind, limit=limit):
@@ -83,8 +83,8 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> N
     """Print one job as JSON."""
     from api.cli import load_settings
     from api.protocol_workers import job_out
-    from memory import jobs
-    from memory.db import open_engine
+    from memory.records import jobs
+    from memory.records.db import open_engine
 
     job = jobs.get(open_engine(load_settings().db), job_id)
     if job is None:

@@ -48,7 +48,7 @@ _opened: dict[int, WorkerContext] = {}
 def open_context(settings: Settings) -> WorkerContext:
     """Open (once per settings object) the engine and memory service a worker uses."""
     from api.services import build_memory  # entry-point wiring, shared with the server
-    from memory import db
+    from memory.records import db
 
     with _lock:
         ctx = _opened.get(id(settings))
@@ -65,7 +65,7 @@ def open_context(settings: Settings) -> WorkerContext:
                 from adapters.backend import make_backend
                 from graph.context import Services
                 from graph.prompts import PromptLibrary
-                from memory.store import RecordStore
+                from memory.records.store import RecordStore
 
                 return Services(
                     store=RecordStore(engine),

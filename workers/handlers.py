@@ -17,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from memory import pairs
-from memory import profile as profiles
 from memory.deletion import delete_turn_cascade, delete_user_cascade
-from memory.jobs import Job
-from memory.records import Turn, User
+from memory.persona import profile as profiles
+from memory.records.jobs import Job
+from memory.records.tables import Turn, User
 from workers.context import WorkerContext
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def train(settings: Settings) -> Callable[[WorkerContext, Job], dict[str, Any]]:
     def work(ctx: WorkerContext, job: Job) -> dict[str, Any]:
         from adapters.jobs import TrainingPaths, run_training
         from adapters.model_store import resolve_model_dir
-        from memory import jobs as job_records
+        from memory.records import jobs as job_records
 
         p = job.payload
         assert settings.model.adapters_dir is not None and settings.training.work_dir is not None

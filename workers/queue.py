@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.engine import Engine
 
-from memory import jobs
-from memory.jobs import Job
-from memory.records import utcnow
+from memory.records import jobs
+from memory.records.jobs import Job
+from memory.records.tables import utcnow
 
 if TYPE_CHECKING:
     from celery import Celery

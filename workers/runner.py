@@ -13,8 +13,8 @@ from celery import Task
 from celery.exceptions import Retry
 from sqlalchemy.engine import Engine
 
-from memory import jobs
-from memory.jobs import Job
+from memory.records import jobs
+from memory.records.jobs import Job
 from workers.config import WorkerSettings
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from sqlmodel import Session
 
 from memory import pairs
-from memory.jobs import Job
-from memory.records import Turn
+from memory.records.jobs import Job
+from memory.records.tables import Turn
 from workers.queue import JobQueue
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from memory.jobs import Job
+from memory.records.jobs import Job
 from workers import handlers
 from workers.app import attune_app, context_of
 from workers.context import WorkerContext

@@ -20,9 +20,9 @@ from adapters.dataset_sources import owner_user_ids
 from adapters.jobs import NotEnoughData, RequestedKind, data_counts, resolve_kind
 from adapters.records import AdapterRecord, OwnerKind, Sample
 from adapters.registry import DATA_DELETED
-from memory.jobs import Job
 from memory.pairs import PreferencePair
-from memory.records import Feedback, User, UserGroup
+from memory.records.jobs import Job
+from memory.records.tables import Feedback, User, UserGroup
 from workers.queue import JobQueue
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from graph.runner import (
 )
 from graph.state import GenerationParams
 from memory import pairs
-from memory.records import Turn
+from memory.records.tables import Turn
 
 router = APIRouter()
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from api.errors import APIError
 from api.protocol_workers import FeedbackIn, FeedbackOut, PairPage, job_out, pair_out
 from api.routes.memories import Route422
 from memory import pairs
-from memory.records import Feedback, Turn
+from memory.records.tables import Feedback, Turn
 from workers import submit
 
 router = APIRouter(route_class=Route422)

@@ -10,7 +10,7 @@ from api.auth import PrincipalDep, ServicesDep
 from api.errors import APIError
 from api.protocol import ID_PATTERN
 from api.protocol_workers import JobOut, job_out
-from memory import jobs
+from memory.records import jobs
 
 router = APIRouter()
 

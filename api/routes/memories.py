@@ -28,7 +28,7 @@ from api.protocol_memory import (
 from api.protocol_workers import JobOut, job_out
 from memory.export import export_user
 from memory.history import ImportResult, ImportSession, ImportTurn, import_history
-from memory.records import Turn
+from memory.records.tables import Turn
 from memory.service import NewMemory
 from workers import submit
 
@@ -117,7 +117,12 @@ async def search_memories(
     if not q.strip():
         raise APIError(422, "q must contain some text", param="q")
     views = await asyncio.to_thread(
-        services.memory.search, user_id, q, k=k, kinds=kind, include_invalid=include_invalid
+        services.memory.search,
+        user_id,
+        q,
+        k=k,
+        kinds=kind,
+        include_invalid=include_invalid,
     )
     return MemorySearchResult(query=q, data=[memory_out(v) for v in views])
 

@@ -24,11 +24,12 @@ from api.protocol_profile import (
     RestoreRequest,
 )
 from api.routes.memories import Route422
-from memory import procedural, repo
-from memory import profile as profiles
-from memory.instructions import Op, ProfileUpdate
-from memory.persona import FORMATTING_KEYS, apply_updates, normalize
-from memory.records import InstructionBlock, Profile, ProfileVersion
+from memory.persona import procedural
+from memory.persona import profile as profiles
+from memory.persona.document import FORMATTING_KEYS, apply_updates, normalize
+from memory.persona.instructions import Op, ProfileUpdate
+from memory.records import repo
+from memory.records.tables import InstructionBlock, Profile, ProfileVersion
 
 router = APIRouter(route_class=Route422)
 

@@ -16,8 +16,9 @@ from api.routes.chat import check_model, reply_budget, to_chat_messages, turn_er
 from graph.compose import PromptTooLongError
 from graph.runner import InvalidTurnError, ThreadNotFoundError, TurnRequest
 from graph.state import GenerationParams
-from memory import deletion, repo
-from memory.records import Thread, UserGroup
+from memory import deletion
+from memory.records import repo
+from memory.records.tables import Thread, UserGroup
 from workers import submit
 
 router = APIRouter()

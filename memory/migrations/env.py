@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the engine handed over by ``memory.db``."""
+"""Alembic environment: runs migrations on the engine handed over by ``memory.records.db``."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import adapters.records  # noqa: F401  (training tables: samples, datasets, adapters)
-import memory.jobs  # jobs (registers the tables, like the imports around it)
 import memory.pairs  # stored prompts, preference pairs
-import memory.records  # noqa: F401  (registers the tables on SQLModel.metadata)
-from memory.lexical import include_name
+import memory.records.jobs  # jobs (registers the tables, like the imports around it)
+import memory.records.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from memory.retrieval.lexical import include_name
 
 config = context.config
 target_metadata = SQLModel.metadata
 
 
 def run_migrations_online() -> None:
-    """Run migrations on the engine that ``memory.db.upgrade`` put in the config."""
+    """Run migrations on the engine that ``memory.records.db.upgrade`` put in the config."""
     engine = config.attributes["engine"]
     with engine.begin() as connection:
         context.configure(

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import Engine
 
-from memory.index import IndexEntry, LexicalIndex
-from memory.lexical import (
+from memory.retrieval.lexical import (
     PostgresFtsIndex,
     SqliteFtsIndex,
     include_name,
     make_lexical_index,
     query_terms,
 )
+from memory.retrieval.protocols import IndexEntry, LexicalIndex
 
 ALICE = "usr_" + "a" * 32
 BOB = "usr_" + "b" * 32

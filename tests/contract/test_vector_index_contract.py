@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from memory.index import IndexEntry, VectorIndex
-from memory.vectors import (
+from memory.retrieval.protocols import IndexEntry, VectorIndex
+from memory.retrieval.vectors import (
     ChromaVectorIndex,
     VectorSettings,
     collection_name,

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from sqlalchemy.engine import Engine
 
-from memory import db
 from memory.config import DatabaseSettings
+from memory.records import db
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from adapters.dataset_sources import add_samples
 from api.settings import Settings
-from memory import db, repo
+from memory.records import db, repo
 from tests.tiny_lm import build_tiny_lm
 
 

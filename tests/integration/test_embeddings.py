@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memory.embeddings import MiniLMEmbedder
-from memory.index import Embedder
+from memory.retrieval.embeddings import MiniLMEmbedder
+from memory.retrieval.protocols import Embedder
 
 TEXTS = [
     "My sister lives in Lisbon.",

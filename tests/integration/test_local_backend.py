@@ -97,8 +97,7 @@ def test_greedy_matches_plain_generate(
     assert isinstance(plain, GenerationMixin)
     prompt = engine.encode_chat(MESSAGES)
     with torch.inference_mode():
-        # transformers 5 types generate() with a second, Protocol-typed self.
-        out = plain.generate(  # type: ignore[misc]
+        out = plain.generate(
             torch.tensor([prompt]), max_new_tokens=MAX_TOKENS, do_sample=False
         )
     assert isinstance(out, torch.Tensor)

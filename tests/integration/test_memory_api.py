@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from memory.records import Memory, MemorySource, Turn
+from memory.records.tables import Memory, MemorySource, Turn
 from tests.conftest import Api
 
 SESSIONS: dict[str, Any] = {
@@ -154,7 +154,8 @@ async def test_manual_memory_crud_and_export(api: Api) -> None:
     )
     assert r.json()["data"] == []
     assert (
-        api.services.memory.vectors.count(uid) == 0 and api.services.memory.lexical.count(uid) == 0
+        api.services.memory.vectors.count(uid) == 0
+        and api.services.memory.lexical.count(uid) == 0
     )
 
 

@@ -11,11 +11,11 @@ from sqlmodel import Session, select
 from api.services import build_memory
 from api.settings import Settings
 from graph.prompts import PromptLibrary
-from memory import db, repo
+from memory.extraction.summaries import SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION
 from memory.history import ImportSession, ImportTurn, import_history
-from memory.records import Memory, MemorySource
+from memory.records import db, repo
+from memory.records.tables import Memory, MemorySource
 from memory.service import MemoryService, NewMemory
-from memory.summaries import SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION
 from tests.conftest import shared_embedder
 from tests.fakes import ReplyModel
 

@@ -23,10 +23,11 @@ from api.settings import Settings
 from graph.context import Services
 from graph.optimizer import optimize_user
 from graph.prompts import PromptLibrary
-from memory import procedural, repo
-from memory.db import open_engine
-from memory.records import Feedback, Turn, new_id
-from memory.store import RecordStore
+from memory.persona import procedural
+from memory.records import repo
+from memory.records.db import open_engine
+from memory.records.store import RecordStore
+from memory.records.tables import Feedback, Turn, new_id
 from tests.conftest import shared_embedder
 
 pytestmark = pytest.mark.model
@@ -109,7 +110,8 @@ def test_optimizer_runs_through_the_local_model_and_gates(
         assert result.block.score is not None and result.block.baseline_score is not None
         with Session(engine) as s:
             (stored,) = procedural.list_blocks(s, user_id=user_id)
-            assert stored.status == result.status
+            # The outcome depends on what the model wrote; the record must match it either way.
+            assert stored.status == {"activated": "active", "rejected": "rejected"}[result.status]
             assert (
                 sorted(stored.feedback_ids) == stored.feedback_ids and len(stored.feedback_ids) == 3
             )

@@ -8,12 +8,12 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, select
 
-from memory import db, repo
-from memory.instructions import ProfileUpdate
-from memory.lexical import include_name
-from memory.profile import save_updates
-from memory.records import ApiKey, ProfileChange, Thread, Turn
-from memory.store import RecordStore
+from memory.persona.instructions import ProfileUpdate
+from memory.persona.profile import save_updates
+from memory.records import db, repo
+from memory.records.store import RecordStore
+from memory.records.tables import ApiKey, ProfileChange, Thread, Turn
+from memory.retrieval.lexical import include_name
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from openai import OpenAI
 from sqlmodel import Session, create_engine, select
 
-from memory.records import Turn
+from memory.records.tables import Turn
 from tests.conftest import MODEL_CACHE
 
 pytestmark = pytest.mark.model

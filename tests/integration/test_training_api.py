@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 
 from adapters.records import AdapterRecord, Sample
 from api.settings import Settings
-from memory.jobs import Job
-from memory.records import User
+from memory.records.jobs import Job
+from memory.records.tables import User
 from tests.conftest import ADMIN_KEY, Api
 from tests.fakes import ScriptedBackend
 from tests.integration import training_support

@@ -18,7 +18,7 @@ from adapters.engine import LocalEngine
 from adapters.errors import AdapterNotFoundError
 from adapters.records import AdapterRecord, DatasetSnapshot, Sample
 from api.settings import Settings
-from memory.records import Turn, User
+from memory.records.tables import Turn, User
 from tests.conftest import ADMIN_KEY, Api, open_api
 from tests.fakes import ScriptedBackend
 from tests.integration import training_support

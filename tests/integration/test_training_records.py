@@ -26,7 +26,7 @@ from adapters.records import AdapterRecord
 from adapters.sft import train_sft
 from adapters.training import RunSpec
 from graph.routing import choose_route
-from memory.records import Feedback, Thread, Turn, User, UserGroup
+from memory.records.tables import Feedback, Thread, Turn, User, UserGroup
 from tests.conftest import Api
 from tests.tiny_lm import build_tiny_lm
 

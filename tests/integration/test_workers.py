@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from api.settings import Settings
-from memory import db, jobs
+from memory.records import db, jobs
 from tests.conftest import ADMIN_KEY, MODEL_CACHE, REPO_ROOT, open_api
 from tests.fakes import ScriptedBackend
 from workers.app import make_celery

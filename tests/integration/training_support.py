@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session
 
 from api.settings import Settings
-from memory.records import User, UserGroup
+from memory.records.tables import User, UserGroup
 from tests.conftest import Api
 from tests.tiny_lm import build_tiny_lm
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from memory.jobs import Job
+from memory.records.jobs import Job
 from workers.app import attune_app, context_of
 from workers.runner import run_job
 

@@ -14,8 +14,8 @@ import pytest
 from sqlmodel import select
 
 from api.settings import Settings
-from memory import repo
-from memory.records import Thread, Turn
+from memory.records import repo
+from memory.records.tables import Thread, Turn
 from tests.conftest import ADMIN_KEY, MODEL_CACHE, Api, open_api
 from tests.fakes import ScriptedBackend
 

@@ -6,7 +6,7 @@ import json
 
 from sqlmodel import select
 
-from memory.records import Thread, Turn
+from memory.records.tables import Thread, Turn
 from tests.conftest import Api
 
 
@@ -157,7 +157,7 @@ async def test_models_lists_logical_models(api: Api) -> None:
 
 async def test_route_prefers_user_adapter_then_group(api: Api, backend) -> None:
     uid, key = api.new_user()
-    from memory.records import User, UserGroup
+    from memory.records.tables import User, UserGroup
 
     backend.adapters.update({"u1", "g1"})
     with api.services.store.session() as s:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from graph.prompts import PromptLibrary
-from memory.consolidate import (
+from memory.extraction.consolidate import (
     Action,
     Add,
     Existing,
@@ -18,8 +18,8 @@ from memory.consolidate import (
     contradiction_key,
     plan,
 )
-from memory.extraction import Candidate, RuleExtractor, content_hash
-from memory.summaries import (
+from memory.extraction.extractor import Candidate, RuleExtractor, content_hash
+from memory.extraction.summaries import (
     SUMMARY_PROMPT,
     SUMMARY_PROMPT_VERSION,
     asummarize_session,
@@ -272,7 +272,7 @@ def test_a_long_model_summary_is_clipped() -> None:
 def test_summary_falls_back_to_extractive(
     model: SummaryModel, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="memory.summaries"):
+    with caplog.at_level(logging.WARNING, logger="memory.extraction.summaries"):
         assert summarize_session(SESSION, chat_model=model, prompt=SUMMARY) == extractive(SESSION)
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from memory.dates import resolve_relative_dates
+from memory.extraction.dates import resolve_relative_dates
 
 # A Sunday afternoon.
 AT = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from graph.prompts import PromptLibrary
-from memory.extraction import (
+from memory.extraction.extractor import (
     EXTRACTION_PROMPT,
     EXTRACTION_PROMPT_VERSION,
     Candidate,

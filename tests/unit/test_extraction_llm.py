@@ -17,7 +17,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import Field, SecretStr
 
 from graph.prompts import PromptLibrary
-from memory.extraction import (
+from memory.extraction.extractor import (
     EXTRACTION_PROMPT,
     EXTRACTION_PROMPT_VERSION,
     Candidate,
@@ -127,7 +127,7 @@ def test_llm_extractor_falls_back_to_rules_on_invalid_output(
     reply: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     extractor = LLMExtractor(ReplyModel(reply=reply), prompt_template=PROMPT)
-    with caplog.at_level(logging.WARNING, logger="memory.extraction"):
+    with caplog.at_level(logging.WARNING, logger="memory.extraction.extractor"):
         got = extractor.extract("I live in Lisbon.", speaker="user", at=AT)
     assert got == rules.extract("I live in Lisbon.", speaker="user", at=AT)
     assert "using rules" in caplog.text
@@ -135,7 +135,7 @@ def test_llm_extractor_falls_back_to_rules_on_invalid_output(
 
 def test_llm_extractor_falls_back_when_the_model_fails(caplog: pytest.LogCaptureFixture) -> None:
     extractor = LLMExtractor(ReplyModel(error="endpoint down"), prompt_template=PROMPT)
-    with caplog.at_level(logging.WARNING, logger="memory.extraction"):
+    with caplog.at_level(logging.WARNING, logger="memory.extraction.extractor"):
         got = extractor.extract("I love sushi.", speaker="user", at=AT)
     assert [c.slot for c in got] == ["likes:sushi"]
     assert "RuntimeError" in caplog.text

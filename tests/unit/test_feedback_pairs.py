@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from memory.pairs import PairDraft, Rated, plan_pairs
-from memory.records import utcnow
+from memory.records.tables import utcnow
 from tests.conftest import ADMIN_KEY, Api
 
 CHAT = "/v1/chat/completions"
@@ -115,7 +115,7 @@ async def test_feedback_and_regeneration_reach_only_your_own_replies(api: Api) -
     out = await _chat(api, akey, "Hello there")
     reply, asked = out["attune"]["turn_id"], None
     with api.services.store.session() as s:
-        from memory.records import Turn
+        from memory.records.tables import Turn
 
         asked = s.get(Turn, reply).reply_to_id
     for key, turn in ((bkey, reply), (akey, asked), (akey, "turn_nope")):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memory.fusion import apply_priors, is_question, memory_prior, reciprocal_rank_fusion
+from memory.retrieval.fusion import apply_priors, is_question, memory_prior, reciprocal_rank_fusion
 
 
 def test_items_found_by_both_retrievers_win() -> None:

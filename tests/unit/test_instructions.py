@@ -8,9 +8,9 @@ import pytest
 
 from evals.instructions_data import CASES
 from evals.instructions_eval import matches, score
-from memory.instructions import ProfileUpdate, detect_instructions
-from memory.persona import apply_updates, directives, instruction_texts, normalize
-from memory.style import compute_style, style_hints
+from memory.persona.document import apply_updates, directives, instruction_texts, normalize
+from memory.persona.instructions import ProfileUpdate, detect_instructions
+from memory.persona.style import compute_style, style_hints
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from graph.prompts import PromptLibrary
-from memory.instructions_llm import LLMInstructionDetector, make_detector, might_instruct
+from memory.persona.instructions_llm import LLMInstructionDetector, make_detector, might_instruct
 from tests.fakes import ReplyModel
 
 PROMPT = PromptLibrary().source("instruction_detect", "v1")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from memory.records import ApiKey, Profile, Thread, Turn
+from memory.records.tables import ApiKey, Profile, Thread, Turn
 from tests.conftest import ADMIN_KEY, Api
 from tests.fakes import ScriptedBackend
 

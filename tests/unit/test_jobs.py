@@ -7,10 +7,10 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, update
 
-from memory import db, jobs
 from memory.config import DatabaseSettings
-from memory.jobs import Job
-from memory.records import utcnow
+from memory.records import db, jobs
+from memory.records.jobs import Job
+from memory.records.tables import utcnow
 from tests.conftest import Api
 
 STALE = timedelta(seconds=30)

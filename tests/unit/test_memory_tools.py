@@ -6,7 +6,7 @@ import json
 
 from sqlmodel import select
 
-from memory.records import Memory
+from memory.records.tables import Memory
 from tests.conftest import Api
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlmodel import select
 
 from api.settings import Settings
-from memory.records import ProfileChange, Turn
+from memory.records.tables import ProfileChange, Turn
 from tests.conftest import ADMIN_KEY, Api, open_api
 
 

@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from memory import procedural, repo
 from memory.config import DatabaseSettings
-from memory.db import open_engine
-from memory.records import Feedback, Turn, new_id
+from memory.persona import procedural
+from memory.records import repo
+from memory.records.db import open_engine
+from memory.records.tables import Feedback, Turn, new_id
 
 
 @pytest.fixture
@@ -128,7 +129,7 @@ def test_examples_pair_each_rating_with_the_question_it_answered(engine: Engine)
 def test_refresh_style_measures_the_users_own_messages_and_notices_interests(
     engine: Engine,
 ) -> None:
-    from memory import profile as profiles
+    from memory.persona import profile as profiles
 
     with Session(engine) as s:
         user, _ = repo.create_user(s, name="u")

@@ -17,9 +17,9 @@ from adapters.groups import assign_groups, cluster, match_clusters, profile_vect
 from adapters.jobs import DataCounts, NotEnoughData, TrainingPaths, resolve_kind, run_training
 from adapters.records import AdapterRecord
 from api.settings import Settings
-from memory import db, repo
 from memory.pairs import PreferencePair as StoredPair
-from memory.records import Feedback, Profile, Thread, Turn, User, UserGroup
+from memory.records import db, repo
+from memory.records.tables import Feedback, Profile, Thread, Turn, User, UserGroup
 from tests.tiny_lm import build_tiny_lm
 from workers.beat import schedule
 from workers.config import WorkerSettings

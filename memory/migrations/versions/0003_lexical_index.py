@@ -4,8 +4,8 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-23 09:00:00.000000
 
-These tables are not SQLModel models: they are written and read by ``memory.lexical``
-only, and ``memory.lexical.include_name`` keeps them out of autogenerate comparisons.
+These tables are not SQLModel models: they are written and read by ``memory.retrieval.lexical``
+only, and ``memory.retrieval.lexical.include_name`` keeps them out of autogenerate comparisons.
 
 On SQLite, ``memory_terms`` is an ordinary table (indexed by user and memory id, so
 deletes and counts never scan the full-text index) and ``memory_fts`` an external-content

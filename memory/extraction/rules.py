@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
-from memory.extraction_text import (
+from memory.extraction.text import (
     DATE_WORDS,
     FLAGS,
     Kind,

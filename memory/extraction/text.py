@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from memory.dates import DATE_EXPRESSION
+from memory.extraction.dates import DATE_EXPRESSION
 
 Kind = Literal["fact", "preference", "instruction"]
 Statement = tuple[Kind, str, str | None]

@@ -7,7 +7,7 @@ first use rather than at construction or import.
 
 Two backends give the same vectors (to about 1e-7): ``torch`` (sentence-transformers)
 and ``onnx`` (the same weights exported once to ONNX and run by ONNX Runtime,
-:mod:`memory.embeddings_onnx`), which embeds a query about twice as fast on this
+:mod:`memory.retrieval.embeddings_onnx`), which embeds a query about twice as fast on this
 project's CPU and never makes a query wait behind a bulk batch.
 """
 
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from memory.embeddings_onnx import OnnxMiniLM
+    from memory.retrieval.embeddings_onnx import OnnxMiniLM
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class MiniLMEmbedder:
         return model
 
     def _build_onnx(self, path: Path) -> OnnxMiniLM:
-        from memory.embeddings_onnx import OnnxMiniLM, ensure_onnx
+        from memory.retrieval.embeddings_onnx import OnnxMiniLM, ensure_onnx
 
         assert self.onnx_cache_dir is not None  # checked in __init__
         onnx_path = ensure_onnx(path, self.onnx_cache_dir)
@@ -161,7 +161,7 @@ class MiniLMEmbedder:
         return [list(by_text[t]) for t in texts]
 
     def _encode(self, texts: list[str]) -> Any:
-        from memory.embeddings_onnx import OnnxMiniLM
+        from memory.retrieval.embeddings_onnx import OnnxMiniLM
 
         model = self.load()
         if isinstance(model, OnnxMiniLM):  # it has its own lanes and locks

@@ -14,10 +14,10 @@ from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
-from memory.instructions import ProfileUpdate
-from memory.records import Memory
+from memory.persona.instructions import ProfileUpdate
+from memory.persona.words import content_words
+from memory.records.tables import Memory
 from memory.service import MemoryView
-from memory.words import content_words
 
 MIN_OVERLAP = 0.75
 

@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from memory import forget, procedural, repo
-from memory import profile as profiles
-from memory.instructions import ProfileUpdate
-from memory.records import Thread, Turn, utcnow
+from memory.persona import forget, procedural
+from memory.persona import profile as profiles
+from memory.persona.instructions import ProfileUpdate
+from memory.records import repo
+from memory.records.tables import Thread, Turn, utcnow
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select, update
 
-from memory.records import UTCDateTime, new_id, utcnow
+from memory.records.tables import UTCDateTime, new_id, utcnow
 
 Status = Literal["queued", "running", "succeeded", "failed"]
 DONE: tuple[Status, ...] = ("succeeded", "failed")

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memory.extraction import Candidate, content_hash
+from memory.extraction.extractor import Candidate, content_hash
 from memory.views import NewMemory, SourceRef
 
 

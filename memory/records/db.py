@@ -15,7 +15,7 @@ from memory.config import DatabaseSettings
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 
 
 def make_engine(settings: DatabaseSettings) -> Engine:

@@ -1,6 +1,6 @@
 """Standing instructions in a user's sentence, as semantic memories.
 
-Reuses :func:`memory.instructions.detect_instructions` (the per-turn detector behind the
+Reuses :func:`memory.persona.instructions.detect_instructions` (the per-turn detector behind the
 profile) for "call me X" and "from now on / going forward / always ...", and adds the forms
 it leaves out: "never ...", "don't ...", "please answer in X", "... from now on" at the end
 of a sentence, and "keep your answers short". An instruction must read as a command to the
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 
-from memory.extraction_text import FLAGS, Statement, words
-from memory.instructions import ProfileUpdate, detect_instructions
+from memory.extraction.text import FLAGS, Statement, words
+from memory.persona.instructions import ProfileUpdate, detect_instructions
 
 _IMPERATIVE = words(
     "answer reply respond write talk speak use be keep give include add show explain call "

@@ -1,6 +1,6 @@
 """Instruction detection improved by a chat model on an OpenAI-compatible endpoint.
 
-The rules (``memory.instructions``) always run and always win on a field they decide.
+The rules (``memory.persona.instructions``) always run and always win on a field they decide.
 When a cheap filter says a message might carry an instruction the rules did not find
 (it mentions names, languages, length, emoji, formatting, tone, "from now on", "stop",
 "forget" …), the model is asked for the updates as schema-constrained JSON; its updates
@@ -20,8 +20,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from memory.instructions import LANGUAGES, ProfileUpdate, detect_instructions
-from memory.llm import as_model, openai_chat, structured
+from memory.extraction.llm import as_model, openai_chat, structured
+from memory.persona.instructions import LANGUAGES, ProfileUpdate, detect_instructions
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ a clause counts only when, after polite lead-ins ("please", "from now on", "coul
 "I'd like you to"), it starts with a command the rules know. Quoted text is mentioned, not
 meant, and is ignored.
 
-Each detection is a :class:`ProfileUpdate` on a profile field (see ``memory.persona``):
+Each detection is a :class:`ProfileUpdate` on a profile field (see ``memory.persona.document``):
 ``preferred_name``, ``language``, ``tone``, ``formality``, ``verbosity``,
 ``formatting.emoji|lists|markdown``, ``instructions`` (free-form standing rules), or
 ``memories`` with op ``forget`` ("forget that I live in Paris").

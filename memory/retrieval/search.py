@@ -15,10 +15,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from memory.config import MemorySettings
-from memory.fusion import Fused, apply_priors, memory_prior, reciprocal_rank_fusion
-from memory.index import Embedder, LexicalIndex, VectorIndex
-from memory.lexical import strip_stopwords
-from memory.records import Memory, MemorySource
+from memory.records.tables import Memory, MemorySource
+from memory.retrieval.fusion import Fused, apply_priors, memory_prior, reciprocal_rank_fusion
+from memory.retrieval.lexical import strip_stopwords
+from memory.retrieval.protocols import Embedder, LexicalIndex, VectorIndex
 from memory.views import MemoryView
 
 Mode = Literal["hybrid", "dense", "lexical"]

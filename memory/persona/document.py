@@ -19,9 +19,9 @@ A profile is a JSON document (``profiles.data``) with these fields, all optional
 ``interests``
     Topics the user cares about, newest last.
 ``style``
-    Statistics of the user's own writing (``memory.style``); recomputed, not edited.
+    Statistics of the user's own writing (``memory.persona.style``); recomputed, not edited.
 
-Everything here is pure: ``memory.profile`` stores the result and its history.
+Everything here is pure: ``memory.persona.profile`` stores the result and its history.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from memory.instructions import ProfileUpdate
-from memory.records import new_id, utcnow
-from memory.words import content_words
+from memory.persona.instructions import ProfileUpdate
+from memory.persona.words import content_words
+from memory.records.tables import new_id, utcnow
 
 SCALAR_FIELDS = ("preferred_name", "language", "tone", "formality", "verbosity")
 FORMATTING_KEYS = ("emoji", "lists", "markdown")

@@ -16,9 +16,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from sqlmodel import Session, col, func, select
 
-from memory.extraction import normalize
-from memory.extraction_text import split_sentences
-from memory.records import Memory, Turn
+from memory.extraction.extractor import normalize
+from memory.extraction.text import split_sentences
+from memory.records.tables import Memory, Turn
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from memory.records import Feedback, InstructionBlock, Turn, utcnow
+from memory.records.tables import Feedback, InstructionBlock, Turn, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, delete, func, select
 
-from memory.keys import display_prefix, generate_key, hash_key
-from memory.records import (
+from memory.records.keys import display_prefix, generate_key, hash_key
+from memory.records.tables import (
     ApiKey,
     Feedback,
     InstructionBlock,

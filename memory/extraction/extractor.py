@@ -1,18 +1,18 @@
 """Extraction of semantic memories (facts, preferences, instructions) from one turn.
 
 An :class:`Extractor` turns what was said into :class:`Candidate` memories; what to do with
-them given what is already remembered is :func:`memory.consolidate.plan`'s decision. Two
+them given what is already remembered is :func:`memory.extraction.consolidate.plan`'s decision. Two
 extractors ship:
 
 * :class:`RuleExtractor`: deterministic rules over the user's own first-person statements
-  (:mod:`memory.extraction_rules`, :mod:`memory.extraction_instructions`). Always works,
+  (:mod:`memory.extraction.rules`, :mod:`memory.extraction.instructions`). Always works,
   needs no model, misses anything phrased unusually.
 * :class:`LLMExtractor`: any LangChain chat model, asked for JSON that matches a schema
   (``with_structured_output(..., method="json_schema")``, so an OpenAI-compatible endpoint
   constrains its output). On any error or invalid output it falls back to the rules.
 
 :func:`make_extractor` picks one from settings. Relative dates ("last week") are resolved
-against the turn's timestamp (:mod:`memory.dates`).
+against the turn's timestamp (:mod:`memory.extraction.dates`).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, ValidationError
 
-from memory.dates import resolve_relative_dates
-from memory.extraction_instructions import match_instructions
-from memory.extraction_rules import match_facts
-from memory.extraction_text import Kind, split_clauses, split_sentences
-from memory.llm import as_model, openai_chat, structured
+from memory.extraction.dates import resolve_relative_dates
+from memory.extraction.instructions import match_instructions
+from memory.extraction.llm import as_model, openai_chat, structured
+from memory.extraction.rules import match_facts
+from memory.extraction.text import Kind, split_clauses, split_sentences
 
 log = logging.getLogger(__name__)
 

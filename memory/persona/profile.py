@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from memory.instructions import ProfileUpdate
-from memory.persona import FIELDS, MAX_INTERESTS, apply_updates, normalize
-from memory.records import Profile, ProfileChange, ProfileVersion, Turn, utcnow
-from memory.style import compute_style, interests_in
+from memory.persona.document import FIELDS, MAX_INTERESTS, apply_updates, normalize
+from memory.persona.instructions import ProfileUpdate
+from memory.persona.style import compute_style, interests_in
+from memory.records.tables import Profile, ProfileChange, ProfileVersion, Turn, utcnow
 
 STYLE_WINDOW = 200
 """How many of the user's latest messages the style statistics are computed from."""

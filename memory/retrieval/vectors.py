@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
-from memory.index import IndexEntry, IndexHit
+from memory.retrieval.protocols import IndexEntry, IndexHit
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI

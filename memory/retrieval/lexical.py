@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from memory.index import IndexEntry, IndexHit, LexicalIndex
+from memory.retrieval.protocols import IndexEntry, IndexHit, LexicalIndex
 
 MAX_TERMS = 32
 """Distinct terms kept from one query; a pasted page should not become a huge OR."""
