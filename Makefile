@@ -50,7 +50,7 @@ lint: setup  ## ruff: lint and formatting.
 	$(BIN)/ruff format --check .
 
 typecheck: setup  ## mypy --strict over the packages and tests.
-	$(BIN)/mypy api graph memory adapters tools workers evals tests
+	$(BIN)/mypy api graph memory adapters tools workers evals wiring tests
 
 pytest: model  ## The test suite (unit, contract, integration; needs PostgreSQL for its tests).
 	$(BIN)/pytest -q --durations=15

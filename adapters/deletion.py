@@ -1,9 +1,10 @@
 """Deletion that reaches training data and adapter weights.
 
-The deletion cascades of ``memory.deletion`` call :func:`purge_for_deleted_data` (through
-``adapters.registry.retire_for_deleted_data``, the hook the entry points install). What
-goes, in this order, so that a cascade interrupted by a crash and run again finishes the
-work (every step tolerates what is already gone):
+The deletion cascades of ``memory.deletion.Deletion`` call :class:`AdapterPurger`, which the
+composition root (``wiring.services.build_deletion``) builds with the deployment's file
+locations and hands to every cascade. What goes, in this order, so that a cascade
+interrupted by a crash and run again finishes the work (every step tolerates what is
+already gone):
 
 * **a turn**: every dataset snapshot built from it — from the turn itself, or from a reply
   whose prompt it was — has its blobs (JSONL files and manifest, through fsspec) and its
@@ -18,17 +19,14 @@ work (every step tolerates what is already gone):
   ``<datasets>/user/<user id>`` and ``<adapters dir>/<user id>-*`` (files of runs that
   never registered).
 
-Where the files live is deployment configuration, so the entry points hand it over with
-the record store it belongs to (:func:`register_files`); without it, snapshot blobs are
-still deleted through the URL in their row, but adapter weights are not (a warning says
-so).
+Where the files live is deployment configuration (:class:`DerivedFiles`, from settings
+through :func:`derived_files`); the purger cannot be built without it.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,37 +65,39 @@ class DerivedFiles:
     unload: UnloadFn | None = None
 
 
-_FILES: weakref.WeakKeyDictionary[Engine, DerivedFiles] = weakref.WeakKeyDictionary()
+@dataclass(frozen=True)
+class AdapterPurger:
+    """Deletes the training data and adapter weights derived from data being deleted.
 
+    Implements ``memory.deletion.DerivedDataPurger``.
+    """
 
-def register_files(engine: Engine, files: DerivedFiles) -> None:
-    """Tell deletion where the files of the deployment using ``engine`` live."""
-    _FILES[engine] = files
+    engine: Engine
+    files: DerivedFiles
 
-
-def files_for(engine: Engine) -> DerivedFiles | None:
-    """The locations registered for ``engine``, if any."""
-    return _FILES.get(engine)
+    def purge(self, user_id: str, turn_ids: Sequence[str] | None) -> int:
+        """See :func:`purge_for_deleted_data`."""
+        return purge_for_deleted_data(self.engine, self.files, user_id, turn_ids)
 
 
 @dataclass
 class _Purge:
     """One cascade's file operations and counts."""
 
-    files: DerivedFiles | None
+    files: DerivedFiles
     retired: int = 0
     weights: list[str] = field(default_factory=list)
     snapshots: list[str] = field(default_factory=list)
 
     @property
     def options(self) -> dict[str, Any]:
-        return dict(self.files.storage_options) if self.files is not None else {}
+        return dict(self.files.storage_options)
 
     def remove_weights(self, name: str) -> None:
         """Unload adapter ``name`` here, then remove its directory (and staging leftovers)."""
-        if self.files is not None and self.files.unload is not None:
+        if self.files.unload is not None:
             self.files.unload(name)
-        root = self.files.adapters_dir if self.files is not None else None
+        root = self.files.adapters_dir
         if root is None:
             log.warning("weights of adapter %s kept: no adapters directory is known", name)
             return
@@ -112,14 +112,17 @@ class _Purge:
             fs.rm(path, recursive=True)
 
 
-def purge_for_deleted_data(engine: Engine, user_id: str, turn_ids: Sequence[str] | None) -> int:
+def purge_for_deleted_data(
+    engine: Engine, files: DerivedFiles, user_id: str, turn_ids: Sequence[str] | None
+) -> int:
     """Delete the snapshots and adapter weights derived from data being deleted.
 
-    Matches ``memory.deletion.AdapterRetirementHook``. Owners of a retired promoted
+    Owners of a retired promoted
     adapter fall back to their next route target at once (their pointer is cleared).
 
     Args:
         engine: The record store.
+        files: Where the deployment keeps adapter weights and dataset snapshots.
         user_id: Whose data is deleted.
         turn_ids: The deleted turns, or ``None`` when the whole user is deleted.
 
@@ -127,7 +130,7 @@ def purge_for_deleted_data(engine: Engine, user_id: str, turn_ids: Sequence[str]
         How many adapters that could serve (candidate or promoted) were retired or, for a
         deleted user's own adapters, deleted.
     """
-    purge = _Purge(files_for(engine))
+    purge = _Purge(files)
     with Session(engine) as session:
         if turn_ids is None:
             _purge_user(session, purge, user_id)
@@ -234,8 +237,6 @@ def _purge_user(session: Session, purge: _Purge, user_id: str) -> None:
 def _sweep_user_files(purge: _Purge, user_id: str) -> None:
     """Remove what runs left under the user's names without a row (crashed writes)."""
     files = purge.files
-    if files is None:
-        return
     if files.datasets_url is not None:
         purge.remove_blobs(f"{files.datasets_url.rstrip('/')}/user/{user_id}")
     if files.adapters_dir is not None and files.adapters_dir.is_dir():
@@ -249,17 +250,12 @@ def _sweep_user_files(purge: _Purge, user_id: str) -> None:
 
 
 def derived_files(
-    model: ModelSettings, training: TrainingSettings, backend: object = None
+    model: ModelSettings, training: TrainingSettings, unload: UnloadFn | None = None
 ) -> DerivedFiles:
-    """The locations from settings; ``backend``: this process's serving backend, if any.
-
-    A local backend's engine is unloaded from as its adapters' weights are removed.
-    """
-    engine = getattr(backend, "engine", None)
-    unload = getattr(engine, "unload_adapter", None)
+    """The locations from settings; ``unload`` drops an adapter from this process's backend."""
     return DerivedFiles(
         adapters_dir=model.adapters_dir,
         datasets_url=training.datasets_url,
         storage_options=dict(training.storage_options),
-        unload=unload if callable(unload) else None,
+        unload=unload,
     )

@@ -15,14 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from adapters.records import AdapterRecord, OwnerKind
 from memory.records.tables import User, UserGroup, utcnow
 
 if TYPE_CHECKING:
-    from adapters.deletion import DerivedFiles
+    pass
 
 PublishFn = Callable[[str, Path], None]
 """Makes adapter ``name`` in directory ``path`` servable (e.g. loads it into a backend)."""
@@ -278,51 +277,6 @@ def retire(session: Session, *, adapter_id: str, reason: str) -> AdapterRecord:
         _point_owner(session, record.owner_kind, record.owner_id, None, missing_ok=True)
     session.flush()
     return record
-
-
-def retire_for_deleted_data(engine: Engine, user_id: str, turn_ids: Sequence[str] | None) -> int:
-    """Retire every adapter trained on data that is being deleted, and delete what it made.
-
-    Matches ``memory.deletion.AdapterRetirementHook``; entry points install it with
-    :func:`install_retirement_hook`. The snapshots built from the data go (blobs and
-    rows), adapters trained on them are retired and lose their weight files, and a
-    deleted user's own adapters, snapshots and samples go; see
-    :func:`adapters.deletion.purge_for_deleted_data`. Owners of a retired promoted
-    adapter fall back to their next route target at once. Queuing a retrain without the
-    data is the caller's (``workers.training.retrain_after_deletion``).
-
-    Args:
-        engine: The record store.
-        user_id: Whose data is deleted.
-        turn_ids: The deleted turns, or ``None`` when the whole user is deleted.
-
-    Returns:
-        How many serving-eligible adapters were retired (or, a deleted user's own, deleted).
-    """
-    from adapters.deletion import purge_for_deleted_data
-
-    return purge_for_deleted_data(engine, user_id, turn_ids)
-
-
-def install_retirement_hook(
-    engine: Engine | None = None, files: DerivedFiles | None = None
-) -> None:
-    """Register :func:`retire_for_deleted_data` with the deletion cascades (once).
-
-    Called by every entry point that may run a cascade (the API process, the worker).
-
-    Args:
-        engine: The deployment's record store, with ``files``.
-        files: Where that deployment keeps adapter weights and dataset snapshots, so
-            deletion removes them (and unloads adapters from this process's backend).
-    """
-    from adapters.deletion import register_files
-    from memory.deletion import ADAPTER_RETIREMENT_HOOKS
-
-    if engine is not None and files is not None:
-        register_files(engine, files)
-    if retire_for_deleted_data not in ADAPTER_RETIREMENT_HOOKS:
-        ADAPTER_RETIREMENT_HOOKS.append(retire_for_deleted_data)
 
 
 def adapters_trained_on(

@@ -26,8 +26,8 @@ from api.routes import (
     users,
 )
 from api.services import open_services
-from api.settings import Settings
 from memory.retrieval.protocols import Embedder
+from wiring.settings import Settings
 
 log = logging.getLogger(__name__)
 

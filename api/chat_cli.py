@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from api.settings import Settings
+from wiring.settings import Settings
 
 
 def _prompt() -> str | None:

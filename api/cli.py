@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +11,8 @@ import typer
 from api.cli_adapters import adapters_app
 from api.cli_adapters import train as train_adapter
 from api.cli_prompts import prompts_app
-from api.settings import Settings
 from evals.cli import eval_app
+from wiring.settings import load_settings
 from workers.cli import beat, jobs_app, worker
 
 app = typer.Typer(
@@ -39,26 +36,6 @@ app.command()(beat)
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(adapters_app, name="adapters")
 app.command("train")(train_adapter)
-
-
-def load_settings() -> Settings:
-    """Read settings and configure logging and offline mode (process entry point)."""
-    # Nothing may wait on a model hub or telemetry endpoint.
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-        os.environ.setdefault(var, "1")
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    # Idle OpenMP threads must not spin: on 2 busy cores spinning costs 20x in latency.
-    # Takes effect only before torch is imported, which is why it is set here.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if settings.log_level.upper() != "DEBUG":
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-    return settings
 
 
 def _save_secret(path: Path, value: str) -> None:

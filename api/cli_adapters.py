@@ -26,12 +26,10 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _open() -> tuple[Any, Any]:
-    from adapters.registry import install_retirement_hook
-    from api.cli import load_settings
     from memory.records.db import open_engine
+    from wiring.settings import load_settings
 
     settings = load_settings()
-    install_retirement_hook()
     return settings, open_engine(settings.db)
 
 

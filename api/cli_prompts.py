@@ -23,7 +23,7 @@ def _fail(message: str) -> None:
 @prompts_app.command("list")
 def list_prompts() -> None:
     """Every prompt, its versions, and the system prompt version turns use now."""
-    from api.cli import load_settings
+    from wiring.settings import load_settings
 
     active = load_settings().graph.prompt_version
     lib = PromptLibrary()
@@ -88,30 +88,20 @@ def optimize(
     """
     from rich.console import Console
 
-    from adapters.backend import make_backend
-    from api.cli import load_settings
-    from api.services import build_memory
-    from graph.context import Services
     from graph.optimizer import optimize_user
-    from memory.records.db import open_engine
-    from memory.records.store import RecordStore
+    from wiring.services import build_core
+    from wiring.settings import load_settings
 
-    settings = load_settings()
-    engine = open_engine(settings.db)
     console = Console(stderr=True)
+    with console.status("loading the memory store"):
+        core = build_core(load_settings())
     try:
-        with console.status("loading the model and the memory store"):
-            services = Services(
-                store=RecordStore(engine),
-                backend=make_backend(settings.model),
-                prompts=PromptLibrary(),
-                settings=settings.graph,
-                memory=build_memory(settings, engine),
-            )
+        with console.status("loading the model"):
+            services = core.graph_services()
         with console.status(f"proposing and scoring a block for {user_id}"):
             result = optimize_user(services, user_id, margin=margin, min_examples=min_examples)
     finally:
-        engine.dispose()
+        core.close()
     typer.echo(f"{result.status}: {result.reason}")
     if result.block is not None:
         typer.echo(f"block {result.block.id} v{result.block.version}:\n{result.block.text}")

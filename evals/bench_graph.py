@@ -19,12 +19,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from api.services import open_services
-from api.settings import Settings
 from evals.stats import median, percentile, table
 from graph.runner import ChatMessage, TurnRequest
 from graph.state import GenerationParams
 from memory.records import repo
+from wiring.settings import Settings
+from wiring.stack import open_stack as open_services
 
 PROMPTS = [
     "I just moved to Lisbon and I'm learning Portuguese.",

@@ -25,8 +25,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from api.services import open_services
-from api.settings import Settings
 from evals.stats import median, percentile, table
 from graph.runner import ChatMessage, TurnRequest
 from graph.state import GenerationParams
@@ -34,6 +32,8 @@ from memory.history import ImportSession, ImportTurn, import_history
 from memory.records import jobs, repo
 from memory.records.jobs import Job
 from memory.service import MemoryService
+from wiring.settings import Settings
+from wiring.stack import open_stack as open_services
 from workers import handlers, submit
 from workers.context import WorkerContext
 from workers.embedded import EmbeddedWorker
@@ -118,9 +118,7 @@ async def throughput(settings: Settings, n: int) -> dict[str, float]:
             submit.distill(services.jobs, [turn])
         baseline = import_history(services.engine, user_id=other.id, sessions=_sessions(n, 20_000))
         context = WorkerContext(
-            engine=services.engine,
-            memory=services.memory,
-            make_graph_services=lambda: services.runner.services,
+            core=services.core, make_graph_services=lambda: services.runner.services
         )
         # Baseline: the task's own work (distill + style statistics), called directly.
         start = time.perf_counter()

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from api.settings import Settings
+from wiring.settings import Settings
 
 eval_app = typer.Typer(
     help="Regression suites and benchmarks: quality and speed figures, printed as a table "
@@ -41,7 +40,7 @@ JsonOut = Annotated[
 
 def _settings(data_dir: Path) -> Settings:
     """Settings for a run: the environment's retrieval settings, stores in ``data_dir``."""
-    from api.cli import load_settings  # here, not at import: api.cli mounts this module
+    from wiring.settings import load_settings
 
     base = load_settings()  # offline mode, telemetry off, logging
     return Settings(
@@ -235,7 +234,7 @@ def adapters(
 
 def _model_settings() -> Any:
     """The environment's model settings (the base model to train on)."""
-    from api.cli import load_settings  # here, not at import: api.cli mounts this module
+    from wiring.settings import load_settings
 
     return load_settings().model
 
@@ -280,9 +279,9 @@ def _model_detector() -> Any:
     """The rules plus the configured instruction model, as a plain function."""
     import asyncio
 
-    from api.cli import load_settings  # here, not at import: api.cli mounts this module
     from graph.prompts import PromptLibrary
     from memory.persona.instructions_llm import make_detector
+    from wiring.settings import load_settings
 
     m = load_settings().memory
     if not m.extractor_model:

@@ -38,8 +38,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from tqdm import tqdm
 
-from api.services import build_memory
-from api.settings import Settings
 from evals import memory_phrases as P
 from evals.memory_data import MemoryDataset, load
 from evals.memory_eval import MODES, import_sessions, machine
@@ -50,6 +48,8 @@ from memory.records import db, repo
 from memory.records.tables import Memory, new_id
 from memory.retrieval.protocols import Embedder, IndexEntry
 from memory.service import MemoryService
+from wiring.services import build_memory
+from wiring.settings import Settings
 
 NOISE_NORM = 0.3
 """Length of the noise added to a reused unit vector (cosine to the original ≈ 0.96)."""

@@ -24,8 +24,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from tqdm import tqdm
 
-from api.services import build_memory
-from api.settings import Settings
 from evals.memory_data import DataUser, MemoryDataset, Question
 from evals.memory_sweep import fusion_sweep, sweep_table
 from evals.stats import percentile
@@ -34,6 +32,8 @@ from memory.records import db, repo
 from memory.records.tables import Turn, User
 from memory.retrieval.protocols import Embedder
 from memory.service import MemoryService, Mode
+from wiring.services import build_memory
+from wiring.settings import Settings
 
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
 KS = (5, 10, 20)
@@ -283,9 +283,7 @@ def _search_all(
         for kinds_name, kinds in KIND_SETS.items():
             for mode in MODES:
                 start = time.perf_counter()
-                hits = memory.search(
-                    user_ids[q.user], q.text, k=max(KS), kinds=kinds, mode=mode
-                )
+                hits = memory.search(user_ids[q.user], q.text, k=max(KS), kinds=kinds, mode=mode)
                 latency.setdefault((kinds_name, mode), []).append(
                     (time.perf_counter() - start) * 1000
                 )

@@ -139,12 +139,10 @@ def fusion_sweep(
         cache.append(
             {
                 "dense": [
-                    h.memory_id
-                    for h in memory.vectors.query(uid, vector, k=fetch, kinds=KINDS)
+                    h.memory_id for h in memory.vectors.query(uid, vector, k=fetch, kinds=KINDS)
                 ],
                 "lexical": [
-                    h.memory_id
-                    for h in memory.lexical.query(uid, q.text, k=fetch, kinds=KINDS)
+                    h.memory_id for h in memory.lexical.query(uid, q.text, k=fetch, kinds=KINDS)
                 ],
                 "lexical_stripped": [
                     h.memory_id

@@ -131,6 +131,6 @@ def report(result: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    from api.settings import Settings
+    from wiring.settings import Settings
 
     print(report(run(Settings().model)))

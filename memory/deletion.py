@@ -9,20 +9,19 @@ by a crash and run again finishes the work. What goes:
 * a user: pairs and stored prompts, vectors and terms, then (``repo.delete_user``) every
   record, then the user's other jobs.
 
-Training data and adapters derived from deleted data go through
-``ADAPTER_RETIREMENT_HOOKS``: the adapters package appends a function there (memory must
-not import it); each gets ``(engine, user_id, turn_ids)`` — ``turn_ids`` ``None`` for a
-whole user — and returns how many adapters it marked. The adapters hook deletes the
-dataset snapshots built from the data (blobs and rows), retires the adapters trained on
-them and removes their weights, and for a user deletes their own snapshots, adapters and
-samples (``adapters.deletion``). For a turn it runs after the turn is gone; for a user,
-first, while their turns still name what was built from them.
+Everything else derived from the data (training snapshots, adapter weights, ...) is
+reached through the :class:`DerivedDataPurger` objects a :class:`Deletion` is built with:
+the composition root (``wiring.services.build_deletion``) builds one for every entry point
+alike, so no entry point can forget a step. Each purger gets ``(user_id, turn_ids)`` —
+``turn_ids`` ``None`` for a whole user. For a turn they run after the turn is gone; for a
+user, first, while the user's turns still name what was built from them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -33,54 +32,66 @@ from memory.records import jobs, repo
 from memory.records.tables import ApiKey, utcnow
 from memory.service import MemoryService
 
-AdapterRetirementHook = Callable[[Engine, str, Sequence[str] | None], int]
-"""``(engine, user_id, turn_ids or None for the whole user) -> adapters marked``."""
 
-ADAPTER_RETIREMENT_HOOKS: list[AdapterRetirementHook] = []
-"""Called by every cascade; the Training issue's adapter registry appends its hook."""
+class DerivedDataPurger(Protocol):
+    """Deletes what another package derived from a user's data (memory cannot import it)."""
+
+    def purge(self, user_id: str, turn_ids: Sequence[str] | None) -> int:
+        """Remove what was derived from the turns (``None``: all of the user's data).
+
+        Must be idempotent. Returns how many serving adapters it retired (for the report).
+        """
+        ...
 
 
-def retire_adapters(engine: Engine, user_id: str, turn_ids: Sequence[str] | None) -> int:
-    """Run every adapter retirement hook; return how many adapters they marked."""
-    return sum(hook(engine, user_id, turn_ids) for hook in ADAPTER_RETIREMENT_HOOKS)
+@dataclass(frozen=True)
+class Deletion:
+    """The deletion cascades of one deployment, built once at the composition root.
 
-
-def delete_turn_cascade(
-    engine: Engine, memory: MemoryService, *, user_id: str, turn_id: str
-) -> dict[str, Any]:
-    """Delete one of the user's turns and everything derived from it; what was removed.
-
-    A reply to the turn stays (it is a turn of its own); pairs comparing replies to it go,
-    since their prompt is gone. Thread state is the caller's (the API removes the turn
-    from it before it enqueues this).
+    Attributes:
+        engine: The record store.
+        memory: The memory service (rows, vectors, full-text terms).
+        purgers: What other packages derived from the data, in the order to run them.
     """
-    with Session(engine) as session:
-        removed_pairs = pairs.delete_for_turns(session, user_id=user_id, turn_ids=[turn_id])
-        session.commit()
-    thread_id = delete_turn(engine, memory, user_id, turn_id)
-    return {
-        "turn_deleted": thread_id is not None,
-        "preference_pairs": removed_pairs,
-        "adapters_marked": retire_adapters(engine, user_id, [turn_id]),
-    }
 
+    engine: Engine
+    memory: MemoryService
+    purgers: Sequence[DerivedDataPurger] = ()
 
-def delete_user_cascade(
-    engine: Engine, memory: MemoryService, *, user_id: str, keep_job_ids: Sequence[str] = ()
-) -> dict[str, Any]:
-    """Delete a user and everything held about them; what was removed.
+    def _purge(self, user_id: str, turn_ids: Sequence[str] | None) -> int:
+        return sum(p.purge(user_id, turn_ids) for p in self.purgers)
 
-    Thread state is the caller's (the API removes it before it enqueues this).
-    ``keep_job_ids``: jobs to leave (the one running this cascade, so it can finish).
-    """
-    out: dict[str, Any] = {"adapters_marked": retire_adapters(engine, user_id, None)}
-    memory.delete_user(user_id)  # vectors and terms; their rows go with the records below
-    with Session(engine) as session:
-        out["preference_pairs"] = pairs.delete_for_user(session, user_id=user_id)
-        out["threads"] = len(repo.delete_user(session, user_id=user_id))
-        session.commit()
-    out["jobs"] = jobs.delete_for_user(engine, user_id, keep=keep_job_ids)
-    return out
+    def turn(self, *, user_id: str, turn_id: str) -> dict[str, Any]:
+        """Delete one of the user's turns and everything derived from it; what was removed.
+
+        A reply to the turn stays (it is a turn of its own); pairs comparing replies to it
+        go, since their prompt is gone. Thread state is the caller's (the API removes the
+        turn from it before it enqueues this).
+        """
+        with Session(self.engine) as session:
+            removed_pairs = pairs.delete_for_turns(session, user_id=user_id, turn_ids=[turn_id])
+            session.commit()
+        thread_id = delete_turn(self.engine, self.memory, user_id, turn_id)
+        return {
+            "turn_deleted": thread_id is not None,
+            "preference_pairs": removed_pairs,
+            "adapters_marked": self._purge(user_id, [turn_id]),
+        }
+
+    def user(self, *, user_id: str, keep_job_ids: Sequence[str] = ()) -> dict[str, Any]:
+        """Delete a user and everything held about them; what was removed.
+
+        Thread state is the caller's (the API removes it before it enqueues this).
+        ``keep_job_ids``: jobs to leave (the one running this cascade, so it can finish).
+        """
+        out: dict[str, Any] = {"adapters_marked": self._purge(user_id, None)}
+        self.memory.delete_user(user_id)  # vectors and terms; rows go with the records below
+        with Session(self.engine) as session:
+            out["preference_pairs"] = pairs.delete_for_user(session, user_id=user_id)
+            out["threads"] = len(repo.delete_user(session, user_id=user_id))
+            session.commit()
+        out["jobs"] = jobs.delete_for_user(self.engine, user_id, keep=keep_job_ids)
+        return out
 
 
 def revoke_keys(session: Session, *, user_id: str) -> int:

@@ -12,10 +12,10 @@ import pytest
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.settings import Settings
 from memory.records import repo
 from memory.retrieval.embeddings import MiniLMEmbedder
 from tests.fakes import ScriptedBackend
+from wiring.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_CACHE = REPO_ROOT / ".attune" / "models"

@@ -32,7 +32,7 @@ from workers import broker
 from workers.queue import KIND_QUEUE, task_name
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from wiring.settings import Settings
     from workers.context import WorkerContext
 
 
@@ -142,7 +142,7 @@ def __getattr__(name: str) -> Any:
     if name != "app":
         raise AttributeError(name)
     if _app is None:
-        from api.cli import load_settings
+        from wiring.settings import load_settings
 
         _app = make_celery(load_settings())
     return _app

@@ -23,7 +23,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run a Celery worker for one queue (scale-out: any number, on any machine)."""
-    from api.cli import load_settings
+    from wiring.settings import load_settings
     from workers.app import make_celery
 
     if queue not in ("light", "heavy"):
@@ -50,7 +50,7 @@ def beat() -> None:
 
     One per deployment; the embedded worker runs its own.
     """
-    from api.cli import load_settings
+    from wiring.settings import load_settings
     from workers.app import make_celery
 
     settings = load_settings()
@@ -66,9 +66,9 @@ def jobs_list(
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
 ) -> None:
     """List jobs: id, kind, status, progress, attempts, created, user, error."""
-    from api.cli import load_settings
     from memory.records import jobs
     from memory.records.db import open_engine
+    from wiring.settings import load_settings
 
     engine = open_engine(load_settings().db)
     for j in jobs.list_jobs(engine, user_id=user, status=status, kind=kind, limit=limit):
@@ -81,13 +81,12 @@ def jobs_list(
 @jobs_app.command("show")
 def jobs_show(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
     """Print one job as JSON."""
-    from api.cli import load_settings
-    from api.protocol_workers import job_out
     from memory.records import jobs
     from memory.records.db import open_engine
+    from wiring.settings import load_settings
 
     job = jobs.get(open_engine(load_settings().db), job_id)
     if job is None:
         typer.echo(f"no job with id {job_id!r}", err=True)
         raise typer.Exit(1)
-    typer.echo(json.dumps(job_out(job).model_dump(mode="json"), indent=2))
+    typer.echo(json.dumps(job.model_dump(mode="json"), indent=2))

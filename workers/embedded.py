@@ -24,7 +24,7 @@ from celery.worker import state as worker_state
 from workers.app import make_celery
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from wiring.settings import Settings
     from workers.context import WorkerContext
 
 log = logging.getLogger(__name__)

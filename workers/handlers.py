@@ -17,14 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from memory import pairs
-from memory.deletion import delete_turn_cascade, delete_user_cascade
 from memory.persona import profile as profiles
 from memory.records.jobs import Job
 from memory.records.tables import Turn, User
 from workers.context import WorkerContext
 
 if TYPE_CHECKING:
-    from api.settings import Settings
+    from wiring.settings import Settings
     from workers.queue import JobQueue
 
 log = logging.getLogger(__name__)
@@ -92,16 +91,12 @@ def build_pairs(ctx: WorkerContext, job: Job) -> dict[str, Any]:
 
 def delete_turn(ctx: WorkerContext, job: Job) -> dict[str, Any]:
     """The deletion cascade of one turn."""
-    return delete_turn_cascade(
-        ctx.engine, ctx.memory, user_id=job.payload["user_id"], turn_id=job.payload["turn_id"]
-    )
+    return ctx.deletion.turn(user_id=job.payload["user_id"], turn_id=job.payload["turn_id"])
 
 
 def delete_user(ctx: WorkerContext, job: Job) -> dict[str, Any]:
     """The deletion cascade of a user (this job is kept, to report how it went)."""
-    return delete_user_cascade(
-        ctx.engine, ctx.memory, user_id=job.payload["user_id"], keep_job_ids=[job.id]
-    )
+    return ctx.deletion.user(user_id=job.payload["user_id"], keep_job_ids=[job.id])
 
 
 def summaries(ctx: WorkerContext, job: Job) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from api.protocol import (
     UsageOut,
 )
 from api.services import AppServices
-from api.settings import ServerSettings
 from graph.compose import PromptTooLongError
 from graph.regenerate import RegenerationRequest
 from graph.routing import LOGICAL_MODELS
@@ -41,6 +40,7 @@ from graph.runner import (
 from graph.state import GenerationParams
 from memory import pairs
 from memory.records.tables import Turn
+from wiring.settings import ServerSettings
 
 router = APIRouter()
 log = logging.getLogger(__name__)

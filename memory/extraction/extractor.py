@@ -132,7 +132,7 @@ class RuleExtractor:
 EXTRACTION_PROMPT = "extraction"
 """The LLM extractor's system prompt: ``graph/prompts/extraction/v<N>.md``, a Jinja2 template
 with variables ``now`` (ISO time of the turn) and ``speaker``. ``memory`` does not import
-``graph``: the wiring (``api/services.py``) loads the template and passes its text in."""
+``graph``: the composition root (``wiring/services.py``) loads the template and passes its text in."""
 EXTRACTION_PROMPT_VERSION = "v1"
 
 

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 SUMMARY_PROMPT = "summary"
 """The summary model's system prompt: ``graph/prompts/summary/v<N>.md``, plain text with no
-variables. ``memory`` does not import ``graph``: the wiring (``api/services.py``) renders
+variables. ``memory`` does not import ``graph``: the composition root (``wiring/services.py``) renders
 it and passes the text in."""
 SUMMARY_PROMPT_VERSION = "v1"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from sqlmodel import Session
 
 from adapters.dataset_sources import add_samples
-from api.settings import Settings
 from memory.records import db, repo
 from tests.tiny_lm import build_tiny_lm
+from wiring.settings import Settings
 
 
 def attune(args: list[str], data_dir: Path, model_dir: Path) -> subprocess.CompletedProcess[str]:

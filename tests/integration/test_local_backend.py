@@ -97,9 +97,7 @@ def test_greedy_matches_plain_generate(
     assert isinstance(plain, GenerationMixin)
     prompt = engine.encode_chat(MESSAGES)
     with torch.inference_mode():
-        out = plain.generate(
-            torch.tensor([prompt]), max_new_tokens=MAX_TOKENS, do_sample=False
-        )
+        out = plain.generate(torch.tensor([prompt]), max_new_tokens=MAX_TOKENS, do_sample=False)
     assert isinstance(out, torch.Tensor)
     expected = engine.tokenizer.decode(out[0, len(prompt) :], skip_special_tokens=True)
     assert base_reply.text == expected

@@ -154,8 +154,7 @@ async def test_manual_memory_crud_and_export(api: Api) -> None:
     )
     assert r.json()["data"] == []
     assert (
-        api.services.memory.vectors.count(uid) == 0
-        and api.services.memory.lexical.count(uid) == 0
+        api.services.memory.vectors.count(uid) == 0 and api.services.memory.lexical.count(uid) == 0
     )
 
 

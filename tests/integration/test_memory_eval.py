@@ -13,13 +13,13 @@ from dataclasses import replace
 from sqlmodel import Session, func, select
 
 from api.protocol_memory import HistoryImport
-from api.services import build_memory
-from api.settings import Settings
 from evals.memory_data import DATA_PATH, generate, load
 from evals.memory_eval import KIND_SETS, KS, MODES, import_dataset, run_memory_eval
 from memory.records.db import open_engine
 from memory.records.tables import Memory
 from tests.conftest import shared_embedder
+from wiring.services import build_memory
+from wiring.settings import Settings
 
 
 def test_the_versioned_dataset_matches_its_generator_and_the_http_shape() -> None:
@@ -74,9 +74,7 @@ def test_eval_slice_reports_every_mode_and_reimport_is_idempotent(settings: Sett
         assert again.user_ids == report.user_ids
         assert (again.turns_imported, again.turns_skipped) == (0, report.counts["turns"])
         assert after == before
-        assert {
-            k: memory.vectors.count(u) for k, u in again.user_ids.items()
-        } == vectors_before
+        assert {k: memory.vectors.count(u) for k, u in again.user_ids.items()} == vectors_before
     finally:
         engine.dispose()
 

@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 
-from api.services import build_memory
-from api.settings import Settings
 from graph.prompts import PromptLibrary
 from memory.extraction.summaries import SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION
 from memory.history import ImportSession, ImportTurn, import_history
@@ -18,6 +16,8 @@ from memory.records.tables import Memory, MemorySource
 from memory.service import MemoryService, NewMemory
 from tests.conftest import shared_embedder
 from tests.fakes import ReplyModel
+from wiring.services import build_memory
+from wiring.settings import Settings
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

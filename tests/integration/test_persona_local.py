@@ -18,17 +18,13 @@ from sqlmodel import Session
 from adapters.backend import LocalBackend
 from adapters.engine import LocalEngine
 from adapters.model_store import ensure_base_model
-from api.services import build_memory
-from api.settings import Settings
-from graph.context import Services
 from graph.optimizer import optimize_user
-from graph.prompts import PromptLibrary
 from memory.persona import procedural
 from memory.records import repo
-from memory.records.db import open_engine
-from memory.records.store import RecordStore
 from memory.records.tables import Feedback, Turn, new_id
 from tests.conftest import shared_embedder
+from wiring.services import build_core
+from wiring.settings import Settings
 
 pytestmark = pytest.mark.model
 
@@ -54,15 +50,10 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBackend]:
 def test_optimizer_runs_through_the_local_model_and_gates(
     backend: LocalBackend, settings: Settings
 ) -> None:
-    engine = open_engine(settings.db)
+    core = build_core(settings, backend=backend, embedder=shared_embedder())
+    engine = core.engine
     try:
-        services = Services(
-            store=RecordStore(engine),
-            backend=backend,
-            prompts=PromptLibrary(),
-            settings=settings.graph,
-            memory=build_memory(settings, engine, shared_embedder()),
-        )
+        services = core.graph_services()
         with Session(engine) as s:
             user, _ = repo.create_user(s, name="terse")
             for question, answer, edit in [
@@ -118,4 +109,4 @@ def test_optimizer_runs_through_the_local_model_and_gates(
         again = optimize_user(services, user_id, max_tokens=24)
         assert again.status == "skipped"  # nothing new to learn from
     finally:
-        engine.dispose()
+        core.close()

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from api.settings import Settings
 from tests.conftest import ADMIN_KEY, Api, open_api
 from tests.fakes import ScriptedBackend
+from wiring.settings import Settings
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -11,13 +11,13 @@ import pytest
 from sqlmodel import Session, select
 
 from adapters.records import AdapterRecord, Sample
-from api.settings import Settings
 from memory.records.jobs import Job
 from memory.records.tables import User
 from tests.conftest import ADMIN_KEY, Api
 from tests.fakes import ScriptedBackend
 from tests.integration import training_support
 from tests.integration.training_support import for_tiny_model, group_of_two, train_group
+from wiring.settings import Settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 tiny = training_support.tiny  # the shared fixture, under its own name here

@@ -17,12 +17,12 @@ from adapters.backend import LocalBackend
 from adapters.engine import LocalEngine
 from adapters.errors import AdapterNotFoundError
 from adapters.records import AdapterRecord, DatasetSnapshot, Sample
-from api.settings import Settings
 from memory.records.tables import Turn, User
 from tests.conftest import ADMIN_KEY, Api, open_api
 from tests.fakes import ScriptedBackend
 from tests.integration import training_support
 from tests.integration.training_support import for_tiny_model, group_of_two, train_group
+from wiring.settings import Settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 tiny = training_support.tiny  # the shared fixture, under its own name here

@@ -22,9 +22,9 @@ from adapters.hparams import hparams_for
 from adapters.model_store import resolve_model_dir
 from adapters.sft import train_sft
 from adapters.training import RunSpec, last_checkpoint
-from api.settings import Settings
 from evals.adapters_data import USERS, user_data
 from tests.tiny_lm import build_tiny_lm
+from wiring.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 

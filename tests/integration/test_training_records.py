@@ -20,6 +20,7 @@ from adapters.dataset_sources import (
     snapshots_using,
 )
 from adapters.datasets import read_snapshot
+from adapters.deletion import AdapterPurger, DerivedFiles
 from adapters.engine import LocalEngine
 from adapters.hparams import HParams
 from adapters.records import AdapterRecord
@@ -261,12 +262,13 @@ def test_deleting_training_data_retires_its_adapters(engine: Engine, tmp_path: P
         user_id, record_id, down_turn = user.id, record.id, turns["down"].id
         used_turn = turns["edit"].id
 
+    purger = AdapterPurger(engine, DerivedFiles(adapters_dir=tmp_path, datasets_url=None))
     # A turn no snapshot used retires nothing; one that was used retires the adapter.
-    assert registry.retire_for_deleted_data(engine, user_id, [down_turn]) == 0
-    assert registry.retire_for_deleted_data(engine, user_id, [used_turn]) == 1
+    assert purger.purge(user_id, [down_turn]) == 0
+    assert purger.purge(user_id, [used_turn]) == 1
     with Session(engine) as session:
         retired = session.get(AdapterRecord, record_id)
         assert retired is not None and retired.status == "retired"
         assert retired.status_reason == "training data deleted"
         assert session.get(User, user_id).adapter_name is None  # type: ignore[union-attr]
-    assert registry.retire_for_deleted_data(engine, user_id, None) == 0  # already retired
+    assert purger.purge(user_id, None) == 0  # already retired

@@ -22,10 +22,10 @@ import httpx
 import pytest
 import redis
 
-from api.settings import Settings
 from memory.records import db, jobs
 from tests.conftest import ADMIN_KEY, MODEL_CACHE, REPO_ROOT, open_api
 from tests.fakes import ScriptedBackend
+from wiring.settings import Settings
 from workers.app import make_celery
 
 ATTUNE = str(Path(sys.executable).with_name("attune"))

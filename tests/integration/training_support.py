@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from api.settings import Settings
 from memory.records.tables import User, UserGroup
 from tests.conftest import Api
 from tests.tiny_lm import build_tiny_lm
+from wiring.settings import Settings
 
 
 @pytest.fixture(scope="module")

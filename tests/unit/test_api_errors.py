@@ -13,11 +13,11 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from api.settings import Settings
 from memory.records import repo
 from memory.records.tables import Thread, Turn
 from tests.conftest import ADMIN_KEY, MODEL_CACHE, Api, open_api
 from tests.fakes import ScriptedBackend
+from wiring.settings import Settings
 
 CHAT = "/v1/chat/completions"
 MAX_BODY = 16_384

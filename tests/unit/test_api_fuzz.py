@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from api.settings import Settings
 from tests.conftest import ADMIN_KEY, MODEL_CACHE, Api, open_api
 from tests.fakes import ScriptedBackend
+from wiring.settings import Settings
 
 # Text with what JSON allows and stores choke on: NUL, lone surrogates, astral characters.
 chars = st.characters(codec=None, exclude_categories=()) | st.sampled_from(

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlmodel import select
 
-from api.settings import Settings
 from memory.records.tables import ProfileChange, Turn
 from tests.conftest import ADMIN_KEY, Api, open_api
+from wiring.settings import Settings
 
 
 def _chat(content: str, **extra):

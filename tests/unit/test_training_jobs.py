@@ -16,11 +16,11 @@ from adapters.dataset_sources import add_samples, preference_pairs, snapshot_own
 from adapters.groups import assign_groups, cluster, match_clusters, profile_vector
 from adapters.jobs import DataCounts, NotEnoughData, TrainingPaths, resolve_kind, run_training
 from adapters.records import AdapterRecord
-from api.settings import Settings
 from memory.pairs import PreferencePair as StoredPair
 from memory.records import db, repo
 from memory.records.tables import Feedback, Profile, Thread, Turn, User, UserGroup
 from tests.tiny_lm import build_tiny_lm
+from wiring.settings import Settings
 from workers.beat import schedule
 from workers.config import WorkerSettings
 

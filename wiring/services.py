@@ -1,0 +1,176 @@
+"""The composition root: the long-lived services, built from settings the same way everywhere.
+
+Every entry point — ``attune serve`` (``api.services``), the Celery worker
+(``workers.context``), the CLI and the evals — builds what it needs here, so the record
+store, the memory service, the chat backend, the graph's services and the deletion cascades
+are wired once, with nothing for an entry point to remember. The HTTP layer adds only what
+is its own (metrics, the thread checkpointer, the turn runner, the embedded worker).
+
+Nothing here is built at import; :func:`build_core` does the work and
+:meth:`Core.close` undoes it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from adapters.backend import ChatBackend, make_backend
+from adapters.deletion import AdapterPurger, derived_files
+from graph.context import AfterTurn, Services
+from graph.prompts import PromptLibrary
+from memory.deletion import Deletion
+from memory.extraction.extractor import (
+    EXTRACTION_PROMPT,
+    EXTRACTION_PROMPT_VERSION,
+    make_extractor,
+)
+from memory.extraction.summaries import SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION
+from memory.persona.instructions_llm import make_detector
+from memory.records import db
+from memory.records.store import RecordStore
+from memory.retrieval.embeddings import MiniLMEmbedder
+from memory.retrieval.lexical import make_lexical_index
+from memory.retrieval.protocols import Embedder
+from memory.retrieval.vectors import VectorSettings, make_vector_index
+from memory.service import MemoryService
+from wiring.settings import Settings
+
+
+def build_memory(
+    settings: Settings, engine: Engine, embedder: Embedder | None = None
+) -> MemoryService:
+    """The memory service over the record store, Chroma and the database's full text.
+
+    ``embedder`` shares one loaded embedding model between several services (tests, evals).
+    """
+    m = settings.memory
+    prompts = PromptLibrary()  # memory never imports graph: its prompts are passed in
+    embedder = embedder or MiniLMEmbedder(
+        device=m.embed_device,
+        batch_size=m.embed_batch_size,
+        backend=m.embed_backend,
+        onnx_cache_dir=settings.model.cache_dir,
+        batch_threads=m.embed_batch_threads,
+    )
+    return MemoryService(
+        engine,
+        embedder=embedder,
+        vectors=make_vector_index(VectorSettings(url=m.vector_url, path=m.vector_path)),
+        lexical=make_lexical_index(engine),
+        extractor=make_extractor(
+            m.extractor,
+            base_url=m.extractor_base_url,
+            model=m.extractor_model,
+            api_key=m.extractor_api_key,
+            prompt_template=prompts.source(EXTRACTION_PROMPT, EXTRACTION_PROMPT_VERSION),
+        ),
+        settings=m,
+        summary_prompt=prompts.render(SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION, {}),
+    )
+
+
+@dataclass
+class Core:
+    """What every entry point shares: records, memory, prompts, deletion, the chat backend.
+
+    The chat backend is built on first use (:meth:`backend`): a worker that only distills
+    or deletes never loads the model.
+    """
+
+    settings: Settings
+    engine: Engine
+    store: RecordStore
+    memory: MemoryService
+    prompts: PromptLibrary
+    deletion: Deletion
+    _backend: ChatBackend | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def backend(self) -> ChatBackend:
+        """The configured chat backend, loaded on first call."""
+        with self._lock:
+            if self._backend is None:
+                self._backend = make_backend(self.settings.model)
+            return self._backend
+
+    @property
+    def loaded_backend(self) -> ChatBackend | None:
+        """The chat backend if it has been loaded, else ``None`` (never loads it)."""
+        return self._backend
+
+    def graph_services(self, *, after_turn: AfterTurn | None = None) -> Services:
+        """The turn graph's services: the one place they are put together.
+
+        Args:
+            after_turn: Called once a turn is recorded (the server enqueues distillation);
+                ``None`` distills inline (workers, the CLI, benchmarks).
+        """
+        settings = self.settings
+        m = settings.memory
+        return Services(
+            store=self.store,
+            backend=self.backend(),
+            prompts=self.prompts,
+            settings=settings.graph,
+            memory=self.memory,
+            after_turn=after_turn,
+            detect=make_detector(
+                m.instruction_detector,
+                base_url=m.extractor_base_url,
+                model=m.extractor_model,
+                api_key=m.extractor_api_key,
+                prompt_template=self.prompts.source("instruction_detect", "v1"),
+            ),
+        )
+
+    def close(self) -> None:
+        """Finish deferred vector writes and release the database."""
+        self.memory.wait_dense()  # deferred vectors of history imports
+        self.engine.dispose()
+
+
+def build_deletion(core: Core) -> Deletion:
+    """The deletion cascades, with everything derived from users' data they must reach."""
+    settings = core.settings
+
+    def unload(name: str) -> object:
+        # Only a backend this process already loaded can be serving the adapter.
+        engine = getattr(core.loaded_backend, "engine", None)
+        drop = getattr(engine, "unload_adapter", None)
+        return drop(name) if callable(drop) else None
+
+    files = derived_files(settings.model, settings.training, unload)
+    return Deletion(core.engine, core.memory, purgers=[AdapterPurger(core.engine, files)])
+
+
+def build_core(
+    settings: Settings,
+    *,
+    backend: ChatBackend | None = None,
+    embedder: Embedder | None = None,
+) -> Core:
+    """Open the record store (migrating it) and build the services on it.
+
+    Args:
+        settings: The process's settings.
+        backend: Replaces the configured chat backend (tests of logic use a scripted one).
+        embedder: Shares one loaded embedding model (tests, evals).
+    """
+    engine = db.open_engine(settings.db)
+    memory = build_memory(settings, engine, embedder)
+    prompts = PromptLibrary()
+    prompts.source("system", settings.graph.prompt_version)  # fail at start, not per turn
+    core = Core(
+        settings=settings,
+        engine=engine,
+        store=RecordStore(engine),
+        memory=memory,
+        prompts=prompts,
+        deletion=Deletion(engine, memory),  # replaced below, once the core exists
+        _backend=backend,
+    )
+    core.deletion = build_deletion(core)
+    return core
