@@ -28,7 +28,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from adapters.decoding import BASE_ADAPTER, Sampling, decode, hook_lora_layers
 from adapters.errors import AdapterNotFoundError, ModelNotFoundError
-from adapters.gate import Cancelled, GenerationGate
+from adapters.generation_gate import Cancelled, GenerationGate
 from adapters.model_store import model_id_for
 from adapters.streaming import GenerationChunk, GenerationResult
 

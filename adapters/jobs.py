@@ -337,7 +337,7 @@ def _gate(
     held: Sequence[Any],
 ) -> Any:
     """Score the candidate on ``held`` (held out) against the base model and current adapter."""
-    from adapters.evaluation import (
+    from adapters.quality_gate import (
         Comparison,
         GateThresholds,
         Scorer,

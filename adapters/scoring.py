@@ -3,7 +3,7 @@
 :class:`Scorer` holds one base model with any number of adapters loaded by name and
 computes perplexities and preference log-probabilities without gradients;
 :func:`implicit_reward_accuracy` and :func:`likelihood_accuracy` turn pair
-log-probabilities into shares. ``adapters.evaluation`` decides with them.
+log-probabilities into shares. ``adapters.quality_gate`` decides with them.
 """
 
 from __future__ import annotations

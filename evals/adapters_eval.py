@@ -32,7 +32,8 @@ from tqdm import tqdm
 
 from adapters.datasets import build_snapshot, read_snapshot, split_held_out, write_snapshot
 from adapters.dpo import train_dpo
-from adapters.evaluation import (
+from adapters.hparams import hparams_for
+from adapters.quality_gate import (
     Comparison,
     GateThresholds,
     Scorer,
@@ -40,7 +41,6 @@ from adapters.evaluation import (
     evaluate_sft,
     general_texts,
 )
-from adapters.hparams import hparams_for
 from adapters.sft import train_sft
 from adapters.training import RunSpec, TrainingResult
 from evals.adapters_data import USERS, StyledUser, user_data

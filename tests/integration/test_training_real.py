@@ -17,9 +17,9 @@ from safetensors.torch import load_file
 
 from adapters.datasets import SFTExample
 from adapters.dpo import train_dpo
-from adapters.evaluation import Scorer
 from adapters.hparams import hparams_for
 from adapters.model_store import resolve_model_dir
+from adapters.quality_gate import Scorer
 from adapters.sft import train_sft
 from adapters.training import RunSpec, last_checkpoint
 from evals.adapters_data import USERS, user_data

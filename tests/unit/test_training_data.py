@@ -19,7 +19,8 @@ from adapters.datasets import (
     split_held_out,
     write_snapshot,
 )
-from adapters.evaluation import (
+from adapters.hparams import HParams, defaults_for, with_overrides
+from adapters.quality_gate import (
     GateThresholds,
     gate_dpo,
     gate_sft,
@@ -27,7 +28,6 @@ from adapters.evaluation import (
     implicit_reward_accuracy,
     likelihood_accuracy,
 )
-from adapters.hparams import HParams, defaults_for, with_overrides
 
 PROMPT = ({"role": "user", "content": "Where should I send it? I'm at bob@example.com"},)
 

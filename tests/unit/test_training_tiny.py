@@ -12,8 +12,8 @@ from transformers import AutoModelForCausalLM
 
 from adapters.datasets import PreferencePair, SFTExample
 from adapters.dpo import train_dpo
-from adapters.evaluation import Scorer, implicit_reward_accuracy
 from adapters.hparams import HParams
+from adapters.quality_gate import Scorer, implicit_reward_accuracy
 from adapters.sft import train_sft
 from adapters.training import MARKER, RunSpec, finished, last_checkpoint
 from tests.tiny_lm import build_tiny_lm
