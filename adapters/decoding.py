@@ -92,6 +92,10 @@ class Sampling:
         top_p: Nucleus sampling mass.
         seed: Makes sampling reproducible for this request; ``None`` draws a fresh seed.
         stop: Strings that end the reply, never emitted themselves.
+        ignore_eos: Keep sampling past end-of-sequence tokens, so the reply is always
+            ``max_new_tokens`` long (unless a stop string ends it): for benchmarks and for
+            tests whose assertions must hold whatever the model writes (vLLM's
+            ``ignore_eos``).
     """
 
     max_new_tokens: int = 256
@@ -99,6 +103,7 @@ class Sampling:
     top_p: float = 1.0
     seed: int | None = None
     stop: Sequence[str] | None = None
+    ignore_eos: bool = False
 
 
 def decode(
@@ -160,7 +165,7 @@ def decode(
         finally:
             _adapter_names.reset(token)
         sampled += 1
-        if next_id in eos_ids:
+        if next_id in eos_ids and not sampling.ignore_eos:
             ended = True
             break
         text = stops.push(decoder.push(next_id))

@@ -260,6 +260,7 @@ class LocalEngine:
         seed: int | None = None,
         stop: Sequence[str] | None = None,
         cancel: threading.Event | None = None,
+        ignore_eos: bool = False,
     ) -> Iterator[GenerationChunk]:
         """Generate a reply, yielding text as it is decoded.
 
@@ -277,6 +278,7 @@ class LocalEngine:
                 emitted.
             cancel: When set, decoding stops after the current token and the iterator
                 ends without a final chunk.
+            ignore_eos: Sample past end-of-sequence tokens (always ``max_new_tokens``).
 
         Returns:
             An iterator of chunks: text pieces, then one chunk with usage and finish
@@ -285,7 +287,7 @@ class LocalEngine:
         Raises:
             AdapterNotFoundError: ``adapter`` is unknown.
         """
-        sampling = Sampling(max_new_tokens, temperature, top_p, seed, stop)
+        sampling = Sampling(max_new_tokens, temperature, top_p, seed, stop, ignore_eos)
         return self._start(messages, adapter, sampling, cancel or threading.Event())
 
     def generate(
@@ -298,9 +300,10 @@ class LocalEngine:
         top_p: float = 1.0,
         seed: int | None = None,
         stop: Sequence[str] | None = None,
+        ignore_eos: bool = False,
     ) -> GenerationResult:
         """Generate a whole reply; the arguments are those of :meth:`stream`."""
-        sampling = Sampling(max_new_tokens, temperature, top_p, seed, stop)
+        sampling = Sampling(max_new_tokens, temperature, top_p, seed, stop, ignore_eos)
         pieces: list[str] = []
         for chunk in self._start(messages, adapter, sampling, threading.Event()):
             pieces.append(chunk.text)
@@ -318,6 +321,7 @@ class LocalEngine:
         top_p: float = 1.0,
         seed: int | None = None,
         stop: Sequence[str] | None = None,
+        ignore_eos: bool = False,
     ) -> AsyncGenerator[GenerationChunk, None]:
         """Async :meth:`stream`: decodes in a worker thread, never blocking the loop.
 
@@ -332,6 +336,7 @@ class LocalEngine:
             top_p: Nucleus sampling mass.
             seed: Makes sampling reproducible for this request.
             stop: Strings that end the reply.
+            ignore_eos: Sample past end-of-sequence tokens (always ``max_new_tokens``).
 
         Yields:
             Text pieces, then one chunk with usage and finish reason.
@@ -339,7 +344,7 @@ class LocalEngine:
         Raises:
             AdapterNotFoundError: ``adapter`` is unknown.
         """
-        sampling = Sampling(max_new_tokens, temperature, top_p, seed, stop)
+        sampling = Sampling(max_new_tokens, temperature, top_p, seed, stop, ignore_eos)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[GenerationChunk | BaseException | None] = asyncio.Queue()
         cancel = threading.Event()

@@ -94,6 +94,8 @@ class LocalChatModel(BaseChatModel):
     """Stop strings, merged with those given at call time."""
     seed: int | None = None
     """Makes sampling reproducible."""
+    ignore_eos: bool = False
+    """Sample past end-of-sequence tokens, so replies are always ``max_tokens`` long."""
 
     @property
     def _llm_type(self) -> str:
@@ -119,6 +121,7 @@ class LocalChatModel(BaseChatModel):
             "top_p": self.top_p,
             "seed": self.seed,
             "stop": normalize_stops([*(self.stop or ()), *(stop or ())]),
+            "ignore_eos": self.ignore_eos,
         }
 
     def _to_langchain(self, chunk: GenerationChunk) -> ChatGenerationChunk:
