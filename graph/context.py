@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from adapters.backend import ChatBackend
 from graph.config import GraphSettings
@@ -16,9 +17,30 @@ from memory.service import MemoryService
 
 Detector = Callable[[str], Awaitable[list[ProfileUpdate]]]
 """A message → the profile updates it asks for."""
-AfterTurn = Callable[[Turn, Turn, Sequence[dict[str, str]]], None]
-"""``(user_turn, assistant_turn, prompt_messages)``: called in a thread once a turn is
-recorded and indexed. The API's keeps the prompt as sent and enqueues distillation."""
+
+
+class AfterTurn(Protocol):
+    """Called in a thread once a turn is recorded and indexed.
+
+    The API's keeps the prompt as sent (naming the turns whose text it holds) and enqueues
+    distillation.
+    """
+
+    def __call__(
+        self,
+        user_turn: Turn,
+        assistant_turn: Turn,
+        prompt: Sequence[dict[str, str]],
+        /,
+        memory_ids: Sequence[str] = (),
+        history_ids: Sequence[str] | None = None,
+    ) -> None:
+        """Keep the prompt and enqueue distillation.
+
+        ``memory_ids``: the memories the prompt's system message quotes; ``history_ids``:
+        the turns whose messages it holds (``None``: unknown, matched in the thread).
+        """
+        ...
 
 
 @dataclass(frozen=True)

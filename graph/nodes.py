@@ -290,7 +290,14 @@ async def record(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
     await asyncio.to_thread(memory.index_turns, [user_turn, assistant_turn])
     if ctx.services.after_turn is not None:  # the API: keep the prompt, enqueue distillation
         hook = ctx.services.after_turn
-        await asyncio.to_thread(hook, user_turn, assistant_turn, state.prompt_messages)
+        # The stored prompt names every turn whose text it holds: its messages' and the
+        # quoted memories' sources (``memory.provenance``).
+        sent = {(m["role"], m["content"]) for m in state.prompt_messages}
+        shown = [str(m.id) for m in history if m.id and (role_of(m), text_of(m)) in sent]
+        quoted = [m["id"] for m in state.memories]
+        await asyncio.to_thread(
+            hook, user_turn, assistant_turn, state.prompt_messages, quoted, shown
+        )
     else:
         await asyncio.to_thread(memory.distill, user_turn)
     return {}

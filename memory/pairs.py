@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from memory.provenance import prompt_sources
 from memory.records.tables import Feedback, Turn, UTCDateTime, utcnow
 
 
@@ -40,6 +41,9 @@ class TurnPrompt(SQLModel, table=True):
     """The assistant turn."""
     user_id: str = Field(foreign_key="users.id", index=True, max_length=40)
     messages: list[dict[str, str]] = Field(default_factory=list, sa_type=sa.JSON)
+    source_turn_ids: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    """Every turn whose text the messages hold (``memory.provenance``); deleting any of them
+    deletes this prompt and the pairs built from it (migration 0008)."""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
@@ -61,8 +65,9 @@ class PreferencePair(SQLModel, table=True):
     rule: str = Field(max_length=20)
     """``edit``, ``regeneration`` or ``up_vs_down``."""
     sources: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
-    """``{"turn_ids": [...], "feedback_ids": [...]}``: deleting any of these turns removes
-    the pair."""
+    """``{"turn_ids": [...], "feedback_ids": [...]}``: every turn whose text the pair holds —
+    the prompt turn, both replies and every turn of its stored prompt's sources (history,
+    quoted memories, profile); deleting any of them removes the pair."""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
@@ -72,16 +77,42 @@ def store_prompt(
     turn_id: str,
     user_id: str,
     messages: Sequence[dict[str, str]],
+    memory_ids: Sequence[str] = (),
+    history_ids: Sequence[str] | None = None,
 ) -> None:
-    """Keep the messages sent for assistant turn ``turn_id`` (idempotent)."""
-    if session.get(TurnPrompt, turn_id) is None:
-        session.add(
-            TurnPrompt(
-                turn_id=turn_id,
-                user_id=user_id,
-                messages=[dict(m) for m in messages],
-            )
+    """Keep the messages sent for assistant turn ``turn_id``, with their sources (idempotent).
+
+    The sources are every turn whose text the messages hold (``memory.provenance``), so
+    deleting any of them finds this prompt. ``memory_ids`` are the memories the system
+    prompt quotes and ``history_ids`` the turns of its messages, where the caller knows
+    them (see ``provenance.prompt_sources``); a regeneration, which re-sends another
+    reply's stored prompt, also takes over that prompt's sources.
+    """
+    if session.get(TurnPrompt, turn_id) is not None:
+        return
+    sent = [dict(m) for m in messages]
+    inherited: set[str] = set()
+    asked = session.exec(select(Turn.reply_to_id).where(Turn.id == turn_id)).first()
+    if asked:
+        siblings = select(Turn.id).where(Turn.user_id == user_id, Turn.reply_to_id == asked)
+        for other in session.exec(select(TurnPrompt).where(col(TurnPrompt.turn_id).in_(siblings))):
+            if other.messages == sent:
+                inherited.update(other.source_turn_ids)
+    if inherited and history_ids is None:
+        history_ids = []  # the sibling's sources name the history exactly; no text matching
+    sources = inherited | set(
+        prompt_sources(
+            session,
+            user_id=user_id,
+            turn_id=turn_id,
+            messages=sent,
+            memory_ids=memory_ids,
+            history_ids=history_ids,
         )
+    )
+    session.add(
+        TurnPrompt(turn_id=turn_id, user_id=user_id, messages=sent, source_turn_ids=sorted(sources))
+    )
 
 
 def prompt_of(session: Session, turn_id: str) -> TurnPrompt | None:
@@ -229,7 +260,9 @@ def build_pairs(session: Session, *, user_id: str, turn_id: str) -> dict[str, in
                 rejected=d.rejected,
                 rule=d.rule,
                 sources={
-                    "turn_ids": [prompt_turn_id, *d.turn_ids],
+                    "turn_ids": list(
+                        dict.fromkeys([prompt_turn_id, *d.turn_ids, *stored.source_turn_ids])
+                    ),
                     "feedback_ids": [*d.feedback_ids],
                 },
             )
@@ -265,10 +298,11 @@ def list_pairs(
 
 
 def delete_for_turns(session: Session, *, user_id: str, turn_ids: Sequence[str]) -> int:
-    """Delete the user's pairs built from any of ``turn_ids``; return how many.
+    """Delete the user's pairs and stored prompts holding text of ``turn_ids``; pairs removed.
 
-    A pair goes when its prompt turn or either reply is among them; so do the prompts
-    stored for those turns.
+    A pair goes when any turn of its sources is among them (its prompt turn, either reply,
+    or a turn of its prompt's history, memories or profile); a stored prompt goes when it
+    was sent for one of them or any of its sources is among them.
     """
     doomed = set(turn_ids)
     removed = 0
@@ -276,11 +310,9 @@ def delete_for_turns(session: Session, *, user_id: str, turn_ids: Sequence[str])
         if doomed & set(pair.sources.get("turn_ids", [])):
             session.delete(pair)
             removed += 1
-    session.exec(
-        sa.delete(TurnPrompt).where(
-            col(TurnPrompt.user_id) == user_id, col(TurnPrompt.turn_id).in_(list(doomed))
-        )
-    )
+    for prompt in session.exec(select(TurnPrompt).where(TurnPrompt.user_id == user_id)).all():
+        if prompt.turn_id in doomed or doomed & set(prompt.source_turn_ids):
+            session.delete(prompt)
     return removed
 
 

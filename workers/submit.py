@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from sqlmodel import Session
 
+from graph.context import AfterTurn
 from memory import pairs
 from memory.records.jobs import Job
 from memory.records.tables import Turn
 from workers.queue import JobQueue
 
 
-def after_turn(queue: JobQueue) -> Callable[[Turn, Turn, Sequence[dict[str, str]]], None]:
+def after_turn(queue: JobQueue) -> AfterTurn:
     """The graph's ``after_turn`` hook: keep the prompt as sent, enqueue distillation."""
 
-    def hook(user_turn: Turn, assistant_turn: Turn, prompt: Sequence[dict[str, str]]) -> None:
+    def hook(
+        user_turn: Turn,
+        assistant_turn: Turn,
+        prompt: Sequence[dict[str, str]],
+        /,
+        memory_ids: Sequence[str] = (),
+        history_ids: Sequence[str] | None = None,
+    ) -> None:
         with Session(queue.engine) as session:
             pairs.store_prompt(
                 session,
                 turn_id=assistant_turn.id,
                 user_id=assistant_turn.user_id,
                 messages=prompt,
+                memory_ids=memory_ids,
+                history_ids=history_ids,
             )
             session.commit()
         distill(queue, [user_turn])
