@@ -6,8 +6,11 @@ miss and false alarm so a rule change can be judged case by case.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from evals.instructions_data import CASES, Case, Expected
 from evals.instructions_holdout2 import CASES_HOLDOUT2
@@ -36,6 +39,29 @@ class Score:
     def recall(self) -> float:
         """Share of expected updates that were detected."""
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+
+def load_cases(path: Path) -> list[Case]:
+    """Cases from a JSON file: ``[{"text", "expected": [[field, op, value], ...], "kind"}]``.
+
+    ``value`` is a string, a bool, or ``null`` for an unset; ``kind`` is ``instruction``,
+    ``revocation`` or ``lookalike`` (default: ``lookalike`` when nothing is expected, else
+    ``instruction``). Every case gets the split ``file``.
+
+    Raises:
+        ValueError: A case without text, or an expected update that is not a triple.
+    """
+    raw: Any = json.loads(path.read_text(encoding="utf-8"))
+    items = raw.get("cases", raw) if isinstance(raw, dict) else raw
+    cases: list[Case] = []
+    for i, item in enumerate(items):
+        text = item.get("text")
+        expected = item.get("expected") or []
+        if not isinstance(text, str) or any(len(e) != 3 for e in expected):
+            raise ValueError(f"case {i} in {path}: needs text and [field, op, value] triples")
+        kind = item.get("kind") or ("instruction" if expected else "lookalike")
+        cases.append(Case(text, tuple((str(f), str(o), v) for f, o, v in expected), kind, "file"))  # type: ignore[arg-type]
+    return cases
 
 
 def matches(expected: Expected, update: ProfileUpdate) -> bool:
@@ -76,12 +102,14 @@ def report(cases: Sequence[Case] = ALL_CASES, detect: Detector = detect_instruct
     """A printable table of precision and recall by split and kind, then the errors."""
     lines = [f"{'slice':<22}{'cases':>6}{'precision':>11}{'recall':>8}{'tp':>5}{'fp':>4}{'fn':>4}"]
     slices: list[tuple[str, list[Case]]] = [("all", list(cases))]
-    for split in ("dev", "test", "holdout1", "holdout2"):
+    for split in ("dev", "test", "holdout1", "holdout2", "file"):
         slices.append((f"split={split}", [c for c in cases if c.split == split]))
     for kind in ("instruction", "revocation", "lookalike"):
         slices.append((f"kind={kind}", [c for c in cases if c.kind == kind]))
     overall = score(cases, detect)
     for name, chosen in slices:
+        if not chosen:
+            continue
         s = score(chosen, detect)
         lines.append(
             f"{name:<22}{len(chosen):>6}{s.precision:>11.3f}{s.recall:>8.3f}"

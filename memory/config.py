@@ -46,10 +46,12 @@ class MemorySettings(BaseModel):
     extractor: Literal["rules", "llm"] = "rules"
     """``rules`` always works offline; ``llm`` uses an OpenAI-compatible endpoint below and
     falls back to the rules when it fails."""
-    instruction_detector: Literal["rules", "llm"] = "rules"
-    """How ``apply_instructions`` finds instructions in a message: ``rules`` alone, or
-    ``llm``: the rules plus the extractor's endpoint below for what they miss (the rules
-    win on a field they decide; an endpoint failure leaves the rules' answer)."""
+    instruction_detector: Literal["rules", "classifier", "llm"] = "classifier"
+    """How ``apply_instructions`` finds instructions in a message: ``rules`` alone;
+    ``classifier``: the rules plus a classifier over MiniLM vectors for phrasings they do
+    not know (offline; ``memory.persona.instructions_model``); or ``llm``: the rules plus
+    the extractor's endpoint below for what they miss (the rules win on a field they
+    decide; an endpoint failure leaves the rules' answer)."""
     extractor_base_url: str | None = None
     extractor_model: str | None = None
     extractor_api_key: str | None = None

@@ -184,10 +184,13 @@ _FORMAL = re.compile(
     r"(?P<c3>formal|stiff)\b",
     _I,
 )
-_TONE_LIKE = re.compile(
-    r"^(?:" + _SAY + r"|sound|act)\s+like\s+(?P<tone>(?:a|an)\s+[a-z]+(?:\s+[a-z]+)?)",
-    _I,
+_FUNCTION_WORDS = (
+    r"(?:when|whenever|while|if|and|or|but|to|with|from|for|in|on|at|about|all|every|"
+    r"please|now|again|today|forever|always|instead|though|ok(?:ay)?)\b"
 )
+# "a pirate", "a sports commentator"; not "a cowboy when you reply".
+LIKE_A = r"(?:a|an)\s+[a-z]+(?:\s+(?!" + _FUNCTION_WORDS + r")[a-z]+)?"
+_TONE_LIKE = re.compile(r"^(?:" + _SAY + r"|sound|act)\s+like\s+(?P<tone>" + LIKE_A + ")", _I)
 _TONE_ADJ = re.compile(
     r"^(?:be|sound|stay)\s+(?:more\s+)?(?P<tone>friendly|playful|serious|funny|enthusiastic|"
     r"blunt|direct|gentle|warm|cheerful|sarcastic|witty|encouraging|upbeat|calm)\b|"
@@ -213,6 +216,12 @@ _STOP_RULE = re.compile(
     r"to)\s+(?P<about>.{3,150}))",
     _I,
 )
+_THIS = r"this\s+(?:one\s+)?(?:email|message|reply|answer|question|response|letter|post|draft|time)"
+ONE_OFF = re.compile(
+    r"\b(?:for\s+" + _THIS + r"\s+only|(?:just|only)\s+(?:for\s+)?" + _THIS + r"|"
+    r"(?:just|only)\s+this\s+once)\b",
+    _I,
+)
 _NOT_IMPERATIVE_WORDS = (
     "i i'm im i've ive i'd id i'll ill we we're you you're he she they it it's its this "
     "that these those there here my our your his her their the a an what why how when "
@@ -225,16 +234,42 @@ _NOT_IMPERATIVE = frozenset(_NOT_IMPERATIVE_WORDS.split())
 def detect_instructions(text: str) -> list[ProfileUpdate]:
     """Return the profile updates ``text`` explicitly asks for, in the order found."""
     updates: list[ProfileUpdate] = []
-    text = re.sub(r"\btl;dr\b", "tldr", _QUOTED.sub(" … ", text), flags=_I)  # not a sentence end
-    for sentence in _SENTENCES.split(text):
+    for sentence in sentences(text):
+        if ONE_OFF.search(sentence):
+            continue  # "for this email only, be formal": a request for one answer
         standing = False  # "from now on" covers the rest of its sentence
-        for raw in _CONNECTIVES.split(sentence):
+        for raw in _CONNECTIVES.split(sentence.rstrip("?")):
             clause, marked = _strip(raw.strip())
             standing = standing or marked
             for update in _detect_clause(raw, clause, standing):
                 if update not in updates:
                     updates.append(update)
     return updates
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` without quoted passages (mentioned, not meant), cut into sentences.
+
+    Each sentence keeps a final ``?`` if it had one (a question asks, it rarely instructs).
+    """
+    text = re.sub(r"\btl;dr\b", "tldr", _QUOTED.sub(" … ", text), flags=_I)  # not a sentence end
+    out: list[str] = []
+    start = 0
+    for m in _SENTENCES.finditer(text):
+        out.append(text[start : m.start()] + ("?" if "?" in m.group(0) else ""))
+        start = m.end()
+    out.append(text[start:])
+    return [s for s in out if s.strip(" ?")]
+
+
+def detect_in_clause(raw: str, standing: bool = False) -> tuple[list[ProfileUpdate], str, bool]:
+    """The rules' updates for one clause, the clause without lead-ins, and whether it stands.
+
+    ``standing`` says the clause's sentence was already marked "from now on".
+    """
+    clause, marked = _strip(raw.strip())
+    standing = standing or marked
+    return _detect_clause(raw, clause, standing), clause, standing
 
 
 def _strip(clause: str) -> tuple[str, bool]:
@@ -260,7 +295,7 @@ def _detect_clause(raw: str, clause: str, standing: bool) -> list[ProfileUpdate]
     if m := _STOP_NAME.match(clause):
         return [ProfileUpdate("preferred_name", "unset", None, "asked to stop using a name")]
     if m := _CALL_ME.match(clause):
-        name = _name(m.group("name"))
+        name = name_from(m.group("name"))
         if name:
             reason = f'asked to be called "{name}"'
             return [ProfileUpdate("preferred_name", "set", name, reason, f"call the user {name}")]
@@ -337,7 +372,7 @@ def _standing_rule(raw: str, clause: str, standing: bool) -> list[ProfileUpdate]
     return [ProfileUpdate("instructions", "add", rule, "standing instruction", rule)]
 
 
-def _name(raw: str) -> str | None:
+def name_from(raw: str) -> str | None:
     """The name in "call me <raw>", cut at the first word that is not part of a name."""
     kept: list[str] = []
     for word in raw.split():
@@ -347,6 +382,8 @@ def _name(raw: str) -> str | None:
             break
         if kept and word[:1].islower() and raw[:1].isupper():
             break  # "Captain and answer…": a capitalised name ends at a lowercase word
+        if word[:1].islower() and bare.lower().endswith("ly"):
+            break  # "address me formally": a manner, not a name
         kept.append(word.rstrip(",!?;:") if bare.lower() in _TITLES else bare)
         if bare != word and bare.lower() not in _TITLES:
             break  # punctuation ends the name

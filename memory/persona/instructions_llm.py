@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from memory.extraction.llm import as_model, openai_chat, structured
 from memory.persona.instructions import LANGUAGES, ProfileUpdate, detect_instructions
+from memory.persona.instructions_model import ClassifierDetector
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def _validated(result: DetectedUpdates) -> list[ProfileUpdate]:
 
 
 def make_detector(
-    kind: Literal["rules", "llm"],
+    kind: Literal["rules", "classifier", "llm"],
     *,
     base_url: str | None,
     model: str | None,
@@ -149,14 +150,21 @@ def make_detector(
     prompt_template: str | None,
     timeout: float = 10.0,
     max_retries: int = 1,
-) -> LLMInstructionDetector | None:
+) -> LLMInstructionDetector | ClassifierDetector | None:
     """The configured detector: ``None`` for the rules alone, else the model-backed one.
+
+    ``classifier``: the rules plus the bundled MiniLM classifier
+    (``memory.persona.instructions_model``); its embedder loads on the first message.
 
     Raises:
         ValueError: ``llm`` without a model name or prompt, or an unknown kind.
     """
     if kind == "rules":
         return None
+    if kind == "classifier":
+        from memory.retrieval.embeddings import MiniLMEmbedder
+
+        return ClassifierDetector(MiniLMEmbedder())
     if kind != "llm":
         raise ValueError(f"unknown instruction detector {kind!r}")
     if not model or not prompt_template:
