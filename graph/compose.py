@@ -65,7 +65,8 @@ def compose(
     """
     kept_memories, _ = _fit(
         memories,
-        lambda m: count_tokens(f"- {m['date']}: {m['text']}\n"),  # the line as rendered
+        # the line as rendered
+        lambda m: count_tokens(f"- {m['date']}, {speaker_label(m['role'])}: {m['text']}\n"),
         memory_budget,
     )
 
@@ -84,7 +85,10 @@ def compose(
         directives=directives(profile),
         instructions=instruction_texts(profile),
         learned=learned,
-        memories=[MemoryVar(text=m["text"], date=m["date"], role=m["role"]) for m in kept_memories],
+        memories=[
+            MemoryVar(text=m["text"], date=m["date"], role=m["role"], who=speaker_label(m["role"]))
+            for m in kept_memories
+        ],
         style_hints=hints,
         interests=interests,
         client_system=client_system,
@@ -119,6 +123,15 @@ def compose(
         memories=kept_memories,
         prompt_tokens=fixed + spent + newest_cost,
     )
+
+
+def speaker_label(role: str) -> str:
+    """Who said a recalled memory, in the prompt's words: never the user for the assistant."""
+    if role == "user":
+        return "the user"
+    if role == "assistant":
+        return "you (the assistant)"
+    return role or "unknown speaker"
 
 
 def _fit(items: Sequence[T], cost: Callable[[T], int], budget: int) -> tuple[list[T], int]:

@@ -10,6 +10,7 @@ import asyncio
 import time
 from dataclasses import asdict
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from langchain_core.messages import (
@@ -33,6 +34,7 @@ from graph.state import MemoryItem, TurnState, Usage
 from memory.persona.document import apply_updates
 from memory.persona.forget import forget
 from memory.persona.instructions import detect_instructions
+from memory.persona.revoked import contradicts, revoked_spans
 from memory.records.tables import Turn
 from tools.memory import MEMORY_TOOLS
 
@@ -109,6 +111,9 @@ async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
     turns that gave instructions, which the profile holds.
     """
     ctx = runtime.context
+    spans = await ctx.services.store.run(  # withdrawn names and voices stay out of the prompt
+        partial(revoked_spans, user_id=ctx.user_id, current=state.profile)
+    )
     found = await asyncio.to_thread(
         ctx.services.memory.search,
         ctx.user_id,
@@ -128,7 +133,9 @@ async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
         for m in found
         # Instructions live in the profile (which may have revoked them since): an
         # instruction memory, or an old turn that gave one, would only contradict it.
-        if m.kind != "instruction" and not (m.kind == "episodic" and detect_instructions(m.text))
+        if m.kind != "instruction"
+        and not (m.kind == "episodic" and detect_instructions(m.text))
+        and not contradicts(m.text, m.speaker, m.valid_from, spans)
     ]
     return {"memories": memories}
 

@@ -21,11 +21,17 @@ _VERSION = re.compile(r"^v(\d+)$")
 
 
 class MemoryVar(TypedDict):
-    """A recalled memory as the system prompt shows it."""
+    """A recalled memory as the system prompt shows it.
+
+    ``role`` is who said it (``user``, ``assistant``, or a named speaker of an imported
+    conversation); ``who`` says the same in words for the prompt ("the user", "you, the
+    assistant", "Caroline").
+    """
 
     text: str
     date: str
     role: str
+    who: str
 
 
 class SystemPromptVars(TypedDict):

@@ -112,7 +112,9 @@ PROMPT_SAMPLES: dict[str, tuple[dict[str, Any], list[str]]] = {
             "directives": ["Address the user as Ada."],
             "instructions": ["be brief"],
             "learned": "Prefer concrete examples.",
-            "memories": [{"text": "likes tea", "date": "2026-01-01", "role": "user"}],
+            "memories": [
+                {"text": "likes tea", "date": "2026-01-01", "role": "user", "who": "the user"}
+            ],
             "style_hints": ["The user writes very short messages."],
             "interests": ["chess"],
             "client_system": "be kind",

@@ -1,0 +1,72 @@
+"""Prompt hygiene: recalled memories say who said them, and withdrawn preferences stay out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from graph.compose import compose, speaker_label
+from graph.prompts import PromptLibrary
+from graph.state import MemoryItem
+from memory.persona.revoked import RevokedSpan, contradicts
+from tests.conftest import Api
+
+T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
+SPAN = RevokedSpan("preferred_name", "Captain Coder", T0, T0 + timedelta(hours=1))
+
+
+def test_a_withdrawn_name_or_the_voice_of_its_period_is_not_recalled() -> None:
+    later = T0 + timedelta(days=1)
+    assert contradicts("I'm Captain Coder, here to help", "assistant", later, [SPAN])
+    assert contradicts("my nickname was captain coder", "user", later, [SPAN])
+    # the assistant's replies while the name held speak with it, whatever their words
+    assert contradicts("Arr, a fine question!", "assistant", T0 + timedelta(minutes=5), [SPAN])
+    assert not contradicts("Arr, a fine question!", "user", T0 + timedelta(minutes=5), [SPAN])
+    assert not contradicts("Sailing is fun", "assistant", later, [SPAN])
+
+
+def _memory(id_: str, role: str, text: str, date: str) -> MemoryItem:
+    return MemoryItem(id=id_, kind="episodic", role=role, text=text, date=date, score=1.0)
+
+
+def test_the_prompt_names_the_speaker_and_never_gives_the_user_the_assistants_words() -> None:
+    memories = [
+        _memory("a", "assistant", "Try the harbour tour.", "2026-11-01"),
+        _memory("b", "user", "I sail a sloop.", "2026-11-02"),
+        _memory("c", "Caroline", "I went to a support group.", "2023-05-08"),
+    ]
+    out = compose(
+        prompts=PromptLibrary(), version="v3", today=T0, profile={}, memories=memories,
+        history=[{"role": "user", "content": "hi"}], client_system=None,
+        count_tokens=lambda s: len(s.split()), memory_budget=200, history_budget=100,
+        context_window=2048, max_tokens=64,
+    )  # fmt: skip
+    prompt = out.system_prompt
+    assert "2026-11-01, you (the assistant): Try the harbour tour." in prompt
+    assert "2026-11-02, the user: I sail a sloop." in prompt
+    assert "2023-05-08, Caroline: I went to a support group." in prompt
+    assert "Things the user said" not in prompt
+    assert speaker_label("assistant") != speaker_label("user")
+
+
+async def _say(api: Api, key: str, text: str) -> dict[str, Any]:
+    body = {"model": "attune", "messages": [{"role": "user", "content": text}]}
+    r = await api.client.post("/v1/chat/completions", json=body, headers=api.auth(key))
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def test_a_revoked_name_does_not_come_back_through_recalled_turns(api: Api) -> None:
+    uid, key = api.new_user()
+    await _say(api, key, "From now on call me Captain Coder.")
+    await _say(api, key, "Captain Coder here: my boat is a sloop called Gull.")
+    await _say(api, key, "You can stop calling me Captain Coder now, just use my normal name.")
+    r = await api.client.post(
+        f"/v1/users/{uid}/prompt/preview",
+        json={"messages": [{"role": "user", "content": "what is my boat called?"}]},
+        headers=api.auth(key),
+    )
+    assert r.status_code == 200, r.text
+    system = r.json()["system_prompt"]
+    assert "Captain Coder" not in system
+    assert "Address the user as" not in system
