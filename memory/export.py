@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
+from memory import derived
 from memory.persona import procedural
 from memory.persona import profile as profiles
 from memory.records.tables import (
@@ -73,7 +74,11 @@ def export_user(engine: Engine, memory: MemoryService, user_id: str) -> dict[str
 
 
 def delete_turn(engine: Engine, memory: MemoryService, user_id: str, turn_id: str) -> str | None:
-    """Delete one of the user's turns, its feedback and every memory derived from it.
+    """Delete one of the user's turns, its feedback and everything derived from it.
+
+    Memories with the turn as a source, what it caused in the profile (``forget_turns``),
+    the style and interests recomputed without it (``forget_derived``), a thread title and
+    learned instruction blocks derived from it (``memory.derived``).
 
     Returns the turn's thread id (so the caller can drop it from thread state), or ``None``
     when the user has no such turn.
@@ -86,6 +91,10 @@ def delete_turn(engine: Engine, memory: MemoryService, user_id: str, turn_id: st
     memory.delete_for_turns(user_id, [turn_id])
     with Session(engine) as session:
         profiles.forget_turns(session, user_id=user_id, turn_ids=[turn_id])
+        # Text derived from the turn without naming it: found while the turn still exists.
+        profiles.forget_derived(session, user_id=user_id, turn_ids=[turn_id])
+        derived.retitle_threads(session, user_id=user_id, turn_ids=[turn_id])
+        derived.forget_feedback_blocks(session, user_id=user_id, turn_ids=[turn_id])
         session.exec(delete(Feedback).where(col(Feedback.turn_id) == turn_id))
         session.exec(delete(Turn).where(col(Turn.id) == turn_id))
         session.commit()

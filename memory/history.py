@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from memory.records.repo import title_of
 from memory.records.tables import Thread, Turn
 
 
@@ -83,7 +84,7 @@ def import_history(
                 thread = Thread(
                     user_id=user_id,
                     external_id=s.id,
-                    title=first_user.strip().splitlines()[0][:80] if first_user.strip() else None,
+                    title=title_of(first_user),
                     created_at=s.started_at,
                     updated_at=s.started_at,
                 )

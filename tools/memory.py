@@ -5,7 +5,8 @@ the model reads) do not list it (hence the D417 waivers).
 
 The user is never a parameter the model sees or fills: each tool reads the user id from
 the run's context (``runtime.context.user_id``), which the API set from the bearer key.
-A model that asks for another user's data has no way to name them.
+A model that asks for another user's data has no way to name them. What ``remember``
+writes names the turn of the run as its source, so deleting that turn deletes it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Protocol, cast
 from langchain_core.tools import BaseTool, tool
 from langgraph.prebuilt import ToolRuntime
 
-from memory.service import NewMemory
+from memory.service import NewMemory, SourceRef
 
 
 class _Memory(Protocol):
@@ -64,8 +65,28 @@ def remember(text: str, runtime: ToolRuntime, kind: str = "fact") -> str:  # noq
     if not text.strip() or len(text) > 2000:
         return "error: text must be 1-2000 characters"
     user_id, memory = _memory(runtime)
-    written = memory.add(user_id, [NewMemory(kind=kind, text=text.strip(), speaker="assistant")])
+    # The memory comes from this turn's message: deleting that turn must reach it.
+    turn_id = _state_value(runtime, "user_turn_id")
+    written = memory.add(
+        user_id,
+        [
+            NewMemory(
+                kind=kind,
+                text=text.strip(),
+                speaker="assistant",
+                sources=(SourceRef(turn_id=turn_id),) if turn_id else (),
+                thread_id=getattr(runtime.context, "thread_id", None),
+            )
+        ],
+    )
     return f"remembered ({written[0].id})"
+
+
+def _state_value(runtime: ToolRuntime, key: str) -> str | None:
+    """A field of the graph's state (a dataclass, or a dict when run outside the graph)."""
+    state: Any = runtime.state
+    value = state.get(key) if isinstance(state, dict) else getattr(state, key, None)
+    return str(value) if value else None
 
 
 @tool

@@ -235,3 +235,78 @@ def forget_turns(session: Session, *, user_id: str, turn_ids: Sequence[str]) -> 
     return _store(
         session, user_id, profile, current, after, "source turn deleted", None, redact=True
     )
+
+
+def forget_derived(session: Session, *, user_id: str, turn_ids: Sequence[str]) -> Profile | None:
+    """Recompute what the user's messages as a whole gave the profile, without ``turn_ids``.
+
+    Style statistics and noticed interests carry no source turn: they are derived from all
+    of the user's recent messages. Deleting messages recomputes the style from the rest
+    and removes every interest the deleted messages named that no remaining message names
+    — from the profile, its stored versions and its change log (values and reasons). Call
+    before the turns are deleted. The recomputation is recorded as a new version.
+    """
+    gone = set(turn_ids)
+    rows = session.exec(
+        select(Turn.id, Turn.content)
+        .where(Turn.user_id == user_id, Turn.role == "user")
+        .order_by(col(Turn.created_at).desc())
+    ).all()
+    deleted = [content for tid, content in rows if tid in gone]
+    profile = session.get(Profile, user_id)
+    if not deleted or profile is None:
+        return profile
+    kept = [content for tid, content in rows if tid not in gone]
+    still = set(interests_in(kept[:STYLE_WINDOW]))
+    drop = {t for t in interests_in(deleted) if t not in still}
+
+    def without(values: Any) -> Any:
+        if not isinstance(values, list):
+            return values
+        return [v for v in values if not (isinstance(v, str) and v.lower() in drop)]
+
+    current = normalize(profile.data)
+    after = dict(current)
+    if "style" in current:
+        after["style"] = {
+            **compute_style(list(reversed(kept[:STYLE_WINDOW]))),
+            "total_messages": len(kept),
+        }
+    if drop and "interests" in current:
+        after["interests"] = without(current["interests"])
+    after = {k: v for k, v in after.items() if v not in ({}, [], None)}
+    if drop:
+        # The log's reasons name noticed interests too, whatever field a row is about.
+        for snapshot in session.exec(
+            select(ProfileVersion).where(ProfileVersion.user_id == user_id)
+        ):
+            if "interests" in snapshot.data:
+                snapshot.data = {**snapshot.data, "interests": without(snapshot.data["interests"])}
+            snapshot.reason = _without_noticed(snapshot.reason, drop)
+            session.add(snapshot)
+        for change in session.exec(select(ProfileChange).where(ProfileChange.user_id == user_id)):
+            if change.field == "interests":
+                change.old_value = without(change.old_value)
+                change.new_value = without(change.new_value)
+            change.reason = _without_noticed(change.reason, drop)
+            session.add(change)
+        session.flush()
+    return _store(
+        session,
+        user_id,
+        profile,
+        current,
+        after,
+        "recomputed without deleted messages",
+        None,
+        redact=True,
+    )
+
+
+def _without_noticed(reason: str, drop: set[str]) -> str:
+    """``reason`` with the dropped topics taken out of its "interests noticed: …" part."""
+    head, sep, topics = reason.partition("interests noticed: ")
+    if not sep:
+        return reason
+    left = [t for t in topics.split(", ") if t.lower() not in drop]
+    return head + sep + ", ".join(left) if left else head.removesuffix("; ")

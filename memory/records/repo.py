@@ -138,6 +138,14 @@ def group_adapter(session: Session, *, group_id: str | None) -> str | None:
     return group.adapter_name if group is not None else None
 
 
+def title_of(text: str) -> str | None:
+    """A thread's title, derived from its first user message: the first line, cut short.
+
+    Derived text: deleting that message re-derives the title (``memory.derived``).
+    """
+    return text.strip().splitlines()[0][:80] if text.strip() else None
+
+
 def record_exchange(
     session: Session, *, thread_id: str, user_id: str, user_turn: Turn, assistant_turn: Turn
 ) -> None:
@@ -148,9 +156,7 @@ def record_exchange(
     now = utcnow()
     thread = session.get(Thread, thread_id)
     if thread is None:
-        title = (
-            user_turn.content.strip().splitlines()[0][:80] if user_turn.content.strip() else None
-        )
+        title = title_of(user_turn.content)
         session.add(
             Thread(id=thread_id, user_id=user_id, title=title, created_at=now, updated_at=now)
         )
