@@ -1,4 +1,13 @@
-"""The chat backend protocol the graph generates through, and its factory."""
+"""The chat backend protocol the graph generates through, and its factory.
+
+Publication: promoting an adapter (``adapters.registry``) hands it to the backend's
+:meth:`ChatBackend.publish` before the registry points its owner at it, so the next request
+routed to it finds it loaded, and a broken adapter fails the promotion instead of a turn.
+The local backend serves adapters found by name in the adapters directory every process
+shares: a worker in another process than the server publishes into its own engine (which
+checks that the adapter loads over the base model) and the server's engine finds
+``<adapters_dir>/<name>`` on disk at the first request that routes to it.
+"""
 
 from __future__ import annotations
 
@@ -60,6 +69,26 @@ class ChatBackend(Protocol):
 
     def has_adapter(self, name: str) -> bool:
         """Whether a request may name adapter ``name``."""
+        ...
+
+    def publish(self, name: str, path: Path) -> None:
+        """Make adapter ``name``, whose files are in directory ``path``, servable now.
+
+        The backend loads it (or has its servers load it) before this returns, so the
+        next request naming it is served with it; publishing a published adapter again
+        changes nothing.
+
+        Raises:
+            AdapterNotFoundError: ``path`` holds no adapter, or ``name`` cannot name one.
+        """
+        ...
+
+    def unpublish(self, name: str) -> bool:
+        """Release adapter ``name`` (what :meth:`publish` loaded); whether it was held.
+
+        Afterwards ``name`` serves only if the backend can still find it by name itself
+        (the local backend: its files under the adapters directory).
+        """
         ...
 
 
@@ -144,6 +173,23 @@ class LocalBackend:
     def has_adapter(self, name: str) -> bool:
         """Whether adapter ``name`` is loaded or on disk under the adapters directory."""
         return self.engine.has_adapter(name)
+
+    def publish(self, name: str, path: Path) -> None:
+        """Load adapter ``name`` from ``path`` into the shared engine (waits for decodes).
+
+        Raises:
+            AdapterNotFoundError: ``path`` holds no adapter, or ``name`` is not a plain
+                directory name.
+        """
+        self.engine.load_adapter(name, path)
+
+    def unpublish(self, name: str) -> bool:
+        """Unload adapter ``name`` from the engine; whether it was loaded.
+
+        Its files stay where they are: while they are under the adapters directory a
+        request naming it loads it again.
+        """
+        return self.engine.unload_adapter(name)
 
 
 def make_backend(settings: ModelSettings) -> ChatBackend:

@@ -7,10 +7,11 @@ the adapter version it reserved), so a redelivered job trains on the same data i
 output directory and resumes from the newest checkpoint there; an adapter already published
 or registered is not trained or registered twice.
 
-Publication: with the local backend, a promoted adapter is servable without a restart —
-promotion points the owner at the adapter's name, and the serving engine loads
-``<adapters_dir>/<name>`` from disk on the first request that routes to it. A ``publish``
-callable (e.g. ``LocalEngine.load_adapter``) may load it eagerly instead.
+Publication: an adapter that passes the gate is promoted through the caller's
+``publisher`` (the serving backend, see ``adapters.backend``), which loads it before the
+registry points its owner at it. A worker in another process than the server publishes into
+its own backend; the server's local engine then finds ``<adapters_dir>/<name>`` on disk at
+the first request that routes to it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from adapters.datasets import read_snapshot, split_held_out
 from adapters.hparams import TrainingKind, hparams_for
 from adapters.model_store import model_id_for
 from adapters.records import AdapterRecord, DatasetSnapshot, OwnerKind, Sample
-from adapters.registry import PublishFn
+from adapters.registry import Publisher
 from adapters.training import RunSpec, TrainingResult, finished
 from memory.records.tables import Turn
 
@@ -182,8 +183,8 @@ def run_training(
     kind: TrainingKind,
     run_id: str,
     overrides: dict[str, Any] | None = None,
+    publisher: Publisher | None,
     progress: StageFn | None = None,
-    publish: PublishFn | None = None,
 ) -> dict[str, Any]:
     """Train, gate, register and (when the gate passes) promote an owner's adapter.
 
@@ -196,8 +197,9 @@ def run_training(
         kind: ``sft`` or ``dpo``.
         run_id: Names the run's work directory (the job id): the same id resumes.
         overrides: Hyper-parameter overrides (``max_steps`` …).
+        publisher: The serving backend a passing adapter is published on (``None`` only
+            where nothing serves: tests of the job's bookkeeping).
         progress: Receives the overall progress, 0..1.
-        publish: Loads a promoted adapter into a serving backend now (optional).
 
     Returns:
         The job's result: adapter id, name, status, gate reasons and figures.
@@ -315,7 +317,7 @@ def run_training(
                 session,
                 adapter_id=record.id,
                 adapters_dir=paths.adapters_dir,
-                publish=publish,
+                publisher=publisher,
                 reason="passed the gate",
             )
         session.commit()

@@ -2,29 +2,42 @@
 
 Keyword-only functions over a SQLModel session; the caller commits. Promoting an adapter
 points its owner at it (``User.adapter_name`` or ``UserGroup.adapter_name``), which is
-what the turn graph's ``route`` node reads, and hands the adapter to an optional
-``publish`` callable first (``LocalEngine.load_adapter`` loads it into the running local
-backend; the vLLM backend will load it on its servers). At most one adapter per owner is
-``promoted``; the one it replaces is retired with the reason ``superseded``, and
+what the turn graph's ``route`` node reads, and publishes it on the serving backend first
+(:class:`Publisher`, which every ``adapters.backend.ChatBackend`` is), so a promoted adapter
+serves from the next request and one that does not load is never promoted. At most one
+adapter per owner is ``promoted``; the one it replaces is retired with the reason
+``superseded`` (and released from the backend once the caller commits), and
 :func:`rollback` brings the newest superseded one back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from sqlalchemy import event
 from sqlmodel import Session, col, func, select
 
+from adapters.errors import AdapterNotFoundError
 from adapters.records import AdapterRecord, OwnerKind
 from memory.records.tables import User, UserGroup, utcnow
 
-if TYPE_CHECKING:
-    pass
+log = logging.getLogger(__name__)
 
-PublishFn = Callable[[str, Path], None]
-"""Makes adapter ``name`` in directory ``path`` servable (e.g. loads it into a backend)."""
+
+class Publisher(Protocol):
+    """Where promoted adapters serve: the chat backend (``ChatBackend.publish``)."""
+
+    def publish(self, name: str, path: Path) -> None:
+        """Make adapter ``name`` in directory ``path`` servable from the next request."""
+        ...
+
+    def unpublish(self, name: str) -> bool:
+        """Release adapter ``name``; whether it was held."""
+        ...
+
 
 SUPERSEDED = "superseded"
 ROLLED_BACK = "rolled back"
@@ -159,28 +172,30 @@ def promote(
     *,
     adapter_id: str,
     adapters_dir: Path,
-    publish: PublishFn | None = None,
+    publisher: Publisher | None,
     reason: str = "promoted",
 ) -> AdapterRecord:
     """Make an adapter its owner's serving adapter.
 
     Publishes it first (so a failing load changes nothing), retires the owner's previous
-    promoted adapter as ``superseded`` and points the user or group at the new one.
+    promoted adapter as ``superseded`` (released from the publisher once the caller
+    commits) and points the user or group at the new one.
 
     Args:
         session: An open session.
         adapter_id: A ``candidate`` or ``retired`` adapter's id (re-promoting a retired
             one is a rollback).
         adapters_dir: Where adapter directories live (``<adapters_dir>/<name>``).
-        publish: Loads the adapter into the serving backend; ``None`` relies on the
-            backend finding it on disk by name at the next request.
+        publisher: The serving backend, which loads the adapter now; ``None`` only where
+            no backend serves (tests of the registry's bookkeeping).
         reason: Stored as the status reason.
 
     Returns:
         The promoted record.
 
     Raises:
-        RegistryError: The adapter is rejected, already promoted, or its files are missing.
+        RegistryError: The adapter is rejected, already promoted, its files are missing or
+            the backend finds no adapter in them.
     """
     record = _get(session, adapter_id)
     if record.status not in ("candidate", "retired"):
@@ -188,8 +203,11 @@ def promote(
     path = adapters_dir / record.name
     if not (path / "adapter_config.json").is_file():
         raise RegistryError(f"adapter {record.name} has no files in {path}")
-    if publish is not None:
-        publish(record.name, path)
+    if publisher is not None:
+        try:
+            publisher.publish(record.name, path)
+        except AdapterNotFoundError as exc:
+            raise RegistryError(f"adapter {record.name} could not be published: {exc}") from exc
     now = utcnow()
     current = promoted(session, owner_kind=record.owner_kind, owner_id=record.owner_id)  # type: ignore[arg-type]
     if current is not None:
@@ -197,6 +215,7 @@ def promote(
         current.status_reason = SUPERSEDED
         current.retired_at = now
         session.add(current)
+        _unpublish_on_commit(session, publisher, current.name)
     record.status = "promoted"
     record.status_reason = reason
     record.promoted_at = now
@@ -213,16 +232,18 @@ def rollback(
     owner_kind: OwnerKind,
     owner_id: str,
     adapters_dir: Path,
-    publish: PublishFn | None = None,
+    publisher: Publisher | None,
 ) -> AdapterRecord | None:
     """Retire the promoted adapter and bring back the one it superseded.
+
+    The retired adapter is released from the publisher once the caller commits.
 
     Args:
         session: An open session.
         owner_kind: ``user`` or ``group``.
         owner_id: The owner's id.
         adapters_dir: Where adapter directories live.
-        publish: As for :func:`promote`.
+        publisher: As for :func:`promote`.
 
     Returns:
         The adapter now promoted, or ``None`` when there was none to return to (the
@@ -247,6 +268,7 @@ def rollback(
     ).first()
     _retire(current, ROLLED_BACK)
     session.add(current)
+    _unpublish_on_commit(session, publisher, current.name)
     if previous is None:
         _point_owner(session, owner_kind, owner_id, None)
         session.flush()
@@ -255,7 +277,7 @@ def rollback(
         session,
         adapter_id=previous.id,
         adapters_dir=adapters_dir,
-        publish=publish,
+        publisher=publisher,
         reason=f"rollback from {current.name}",
     )
 
@@ -291,6 +313,23 @@ def adapters_trained_on(
             AdapterRecord.status != "retired",
         )
     ).all()
+
+
+def _unpublish_on_commit(session: Session, publisher: Publisher | None, name: str) -> None:
+    """Release ``name`` from the publisher once the session commits.
+
+    Never before: until the commit the owner is still routed to it.
+    """
+    if publisher is None:
+        return
+
+    def release(_session: Any) -> None:
+        try:
+            publisher.unpublish(name)
+        except Exception:  # the promotion is committed; a load left in memory is harmless
+            log.exception("could not unpublish adapter %s", name)
+
+    event.listen(session, "after_commit", release, once=True)
 
 
 def _retire(record: AdapterRecord, reason: str) -> None:

@@ -3,12 +3,19 @@
 ``attune train USER_ID`` runs the same plain function as the ``train_sft``/``train_dpo``
 jobs (``adapters.jobs.run_training``) in this process, with a progress bar; ``--queue``
 submits a job for the workers instead. Both keep to one training job per user.
+
+Promotion (by ``train``, ``promote`` or ``rollback``) publishes through the composition
+root's core, like the server and the workers: this process's backend loads the adapter
+(checking that it loads), and a running server's local engine finds it on disk by name at
+the next request that routes to it.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -31,6 +38,19 @@ def _open() -> tuple[Any, Any]:
 
     settings = load_settings()
     return settings, open_engine(settings.db)
+
+
+@contextmanager
+def _core() -> Iterator[Any]:
+    """The composition root's core (records, backend loaded on demand), closed on exit."""
+    from wiring.services import build_core
+    from wiring.settings import load_settings
+
+    core = build_core(load_settings())
+    try:
+        yield core
+    finally:
+        core.close()
 
 
 def train(
@@ -92,13 +112,13 @@ def train(
         adapters_dir=settings.model.adapters_dir,
         work_dir=settings.training.work_dir,
     )
-    with tqdm(total=100, desc=f"{user_id} {resolved}", unit="%") as bar:
+    with _core() as core, tqdm(total=100, desc=f"{user_id} {resolved}", unit="%") as bar:
 
         def progress(value: float) -> None:
             bar.update(round(value * 100) - bar.n)
 
         result = run_training(
-            engine,
+            core.engine,
             settings.training,
             paths,
             owner_kind="user",
@@ -106,6 +126,7 @@ def train(
             kind=resolved,
             run_id=f"cli-{uuid.uuid4().hex[:12]}",
             overrides={"max_steps": max_steps} if max_steps else None,
+            publisher=core,
             progress=progress,
         )
     typer.echo(json.dumps(result, indent=2, default=str))
@@ -146,9 +167,9 @@ def promote(
     from adapters import registry
     from adapters.records import AdapterRecord
 
-    settings, engine = _open()
-    assert settings.model.adapters_dir is not None
-    with Session(engine) as session:
+    with _core() as core, Session(core.engine) as session:
+        adapters_dir = core.settings.model.adapters_dir
+        assert adapters_dir is not None
         record = session.get(AdapterRecord, adapter_id)
         if record is None or (record.owner_kind, record.owner_id) != ("user", user_id):
             _fail(f"user {user_id} has no adapter {adapter_id!r}")
@@ -157,7 +178,8 @@ def promote(
             registry.promote(
                 session,
                 adapter_id=adapter_id,
-                adapters_dir=settings.model.adapters_dir,
+                adapters_dir=adapters_dir,
+                publisher=core,
                 reason="promoted by hand",
             )
         except registry.RegistryError as exc:
@@ -173,15 +195,16 @@ def rollback(user_id: Annotated[str, typer.Argument(help="The user.")]) -> None:
 
     from adapters import registry
 
-    settings, engine = _open()
-    assert settings.model.adapters_dir is not None
-    with Session(engine) as session:
+    with _core() as core, Session(core.engine) as session:
+        adapters_dir = core.settings.model.adapters_dir
+        assert adapters_dir is not None
         try:
             back = registry.rollback(
                 session,
                 owner_kind="user",
                 owner_id=user_id,
-                adapters_dir=settings.model.adapters_dir,
+                adapters_dir=adapters_dir,
+                publisher=core,
             )
         except registry.RegistryError as exc:
             _fail(str(exc), 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -12,6 +13,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
+
+from adapters.errors import AdapterNotFoundError
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -100,6 +103,7 @@ class ScriptedChatModel(BaseChatModel):
                     "total_tokens": prompt + len(pieces),
                 },
                 response_metadata={"finish_reason": finish, "adapter": self.adapter},
+                chunk_position="last",  # usage comes last, as from the real backends
             )
         )
 
@@ -122,6 +126,8 @@ class ScriptedBackend:
     tool_script: list[list[dict[str, Any]]] = field(default_factory=list)
     """Replies that call tools, used in order before the scripted text reply."""
     bound_tools: list[str] = field(default_factory=list)
+    published: list[str] = field(default_factory=list)
+    """Adapters handed to :meth:`publish`, in order."""
 
     def chat_model(
         self,
@@ -133,6 +139,8 @@ class ScriptedBackend:
         stop: list[str] | None = None,
         seed: int | None = None,
     ) -> BaseChatModel:
+        if adapter is not None and adapter not in self.adapters:
+            raise AdapterNotFoundError(adapter)
         self.requested_adapters.append(adapter)
         return ScriptedChatModel(
             script=self.script, adapter=adapter, max_tokens=max_tokens, stop=stop, recorder=self
@@ -143,6 +151,19 @@ class ScriptedBackend:
 
     def has_adapter(self, name: str) -> bool:
         return name in self.adapters
+
+    def publish(self, name: str, path: Path) -> None:
+        """Serve ``name`` from now on, if ``path`` holds an adapter (as the local backend)."""
+        if not name or "/" in name or not (path / "adapter_config.json").is_file():
+            raise AdapterNotFoundError(name)
+        self.adapters.add(name)
+        self.published.append(name)
+
+    def unpublish(self, name: str) -> bool:
+        """Stop serving ``name`` (this fake finds no adapter by name on its own)."""
+        held = name in self.adapters
+        self.adapters.discard(name)
+        return held
 
 
 class ReplyModel(BaseChatModel):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
@@ -100,6 +101,22 @@ class Core:
     def loaded_backend(self) -> ChatBackend | None:
         """The chat backend if it has been loaded, else ``None`` (never loads it)."""
         return self._backend
+
+    def publish(self, name: str, path: Path) -> None:
+        """Publish a promoted adapter on the chat backend, loading the backend if needed.
+
+        Every entry point that promotes passes the core as the registry's publisher. In
+        the server (and its embedded worker) the serving backend loads the adapter now; a
+        worker or CLI in another process loads it into its own backend, which checks that
+        it loads, and the server's local engine finds it on disk by name at the next
+        request that routes to it.
+        """
+        self.backend().publish(name, path)
+
+    def unpublish(self, name: str) -> bool:
+        """Release an adapter from the backend; a backend never loaded holds none."""
+        backend = self._backend
+        return backend.unpublish(name) if backend is not None else False
 
     def graph_services(self, *, after_turn: AfterTurn | None = None) -> Services:
         """The turn graph's services: the one place they are put together.

@@ -161,6 +161,7 @@ def train(settings: Settings) -> Callable[[WorkerContext, Job], dict[str, Any]]:
             kind="sft" if job.kind == "train_sft" else "dpo",
             run_id=job.id,
             overrides=p.get("overrides"),
+            publisher=ctx.core,  # the serving backend, loaded only to publish
             progress=progress,
         )
 

@@ -209,7 +209,8 @@ async def promote_adapter(
 ) -> AdapterList:
     """Serve the user with one of their adapters (a candidate or a retired one) from now on.
 
-    409 when the adapter cannot be promoted (rejected, already promoted, files gone).
+    The serving backend loads it before the user is pointed at it. 409 when the adapter
+    cannot be promoted (rejected, already promoted, files gone, no adapter in them).
     """
     adapters_dir = _adapters_dir(services)
     not_found = APIError(
@@ -228,6 +229,7 @@ async def promote_adapter(
                     session,
                     adapter_id=record.id,
                     adapters_dir=adapters_dir,
+                    publisher=services.core,
                     reason="promoted by hand",
                 )
             except registry.RegistryError as exc:
@@ -242,6 +244,7 @@ async def promote_adapter(
 async def rollback_adapter(user_id: ScopedUserId, services: ServicesDep) -> AdapterList:
     """Retire the user's promoted adapter and bring back the one it replaced.
 
+    The one brought back is published on the serving backend, the retired one released.
     With none to bring back the user is served by their group's adapter or the base model.
     409 when the user has no promoted adapter.
     """
@@ -251,7 +254,11 @@ async def rollback_adapter(user_id: ScopedUserId, services: ServicesDep) -> Adap
         with services.store.session() as session:
             try:
                 registry.rollback(
-                    session, owner_kind="user", owner_id=user_id, adapters_dir=adapters_dir
+                    session,
+                    owner_kind="user",
+                    owner_id=user_id,
+                    adapters_dir=adapters_dir,
+                    publisher=services.core,
                 )
             except registry.RegistryError as exc:
                 raise APIError(409, str(exc), type="conflict_error") from exc

@@ -2,7 +2,8 @@
 
 To add an implementation (e.g. vLLM), add a builder to ``BUILDERS``: it gets the converted
 model directory and an empty adapters directory, and returns a ready backend (or calls
-``pytest.skip`` when its server is not available).
+``pytest.skip`` when its server is not available). The scripted fake the unit tests use
+(``tests.fakes.ScriptedBackend``) runs here too, so it cannot drift from the real backends.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import pytest
 import torch
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
 
 from adapters.backend import ChatBackend, LocalBackend
 from adapters.config import ModelSettings
 from adapters.errors import AdapterNotFoundError
 from adapters.model_store import ensure_base_model
+from tests.fakes import ScriptedBackend
 
 pytestmark = pytest.mark.model
 
@@ -37,7 +41,14 @@ def build_local(model_dir: Path, adapters_dir: Path) -> ChatBackend:
     return LocalBackend.from_settings(settings)
 
 
-BUILDERS: dict[str, Callable[[Path, Path], ChatBackend]] = {"local": build_local}
+def build_scripted(model_dir: Path, adapters_dir: Path) -> ChatBackend:
+    return ScriptedBackend()
+
+
+BUILDERS: dict[str, Callable[[Path, Path], ChatBackend]] = {
+    "local": build_local,
+    "scripted": build_scripted,
+}
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +57,17 @@ def model_dir() -> Iterator[Path]:
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("TRANSFORMERS_OFFLINE", "1")
         yield ensure_base_model(CACHE_DIR)
+
+
+@pytest.fixture(scope="session")
+def lora_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random LoRA adapter for the base model, outside every backend's adapters dir."""
+    target = tmp_path_factory.mktemp("published") / "contract-lora"
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(str(target))
+    return target
 
 
 @pytest.fixture(scope="module", params=sorted(BUILDERS))
@@ -108,3 +130,28 @@ async def test_chat_model_streams_async(backend: ChatBackend):
     assert pieces
     assert pieces[-1].usage_metadata is not None
     assert "".join(str(piece.content) for piece in pieces)
+
+
+def test_publish_serves_an_adapter_until_unpublished(backend: ChatBackend, lora_dir: Path):
+    name = "contract-lora"
+    assert backend.has_adapter(name) is False
+    backend.publish(name, lora_dir)
+    backend.publish(name, lora_dir)  # publishing again changes nothing
+    assert backend.has_adapter(name) is True
+    reply = backend.chat_model(adapter=name, max_tokens=4, temperature=0).invoke(MESSAGES)
+    assert isinstance(reply, AIMessage)
+    assert backend.unpublish(name) is True
+    assert backend.unpublish(name) is False
+    # Published from outside the adapters directory: the backend cannot find it by name.
+    assert backend.has_adapter(name) is False
+    with pytest.raises(AdapterNotFoundError):
+        backend.chat_model(adapter=name, max_tokens=4, temperature=0).invoke(MESSAGES)
+
+
+def test_publish_refuses_a_directory_without_an_adapter(backend: ChatBackend, tmp_path: Path):
+    empty = tmp_path / "not-an-adapter"
+    empty.mkdir()
+    with pytest.raises(AdapterNotFoundError):
+        backend.publish("not-an-adapter", empty)
+    assert backend.has_adapter("not-an-adapter") is False
+    assert backend.unpublish("never-published") is False

@@ -1,9 +1,15 @@
 """Training through the API with the embedded worker: real jobs on the heavy queue train a
 tiny real model (``tests.tiny_lm``), gate it, register and promote it; promotion, rollback,
-one job per owner, too little data, group fallback and deletion retire-and-retrain."""
+one job per owner, too little data, group fallback and deletion retire-and-retrain.
+
+Publication is checked on the real local backend over the same tiny model (``served_api``,
+built from the settings as ``attune serve`` builds it): promotion by the worker, by hand
+and by rollback loads the adapter into the serving engine before any request names it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +19,16 @@ from sqlmodel import Session, select
 from adapters.records import AdapterRecord, Sample
 from memory.records.jobs import Job
 from memory.records.tables import User
-from tests.conftest import ADMIN_KEY, Api
+from tests.conftest import ADMIN_KEY, Api, open_api
 from tests.fakes import ScriptedBackend
 from tests.integration import training_support
-from tests.integration.training_support import for_tiny_model, group_of_two, train_group
+from tests.integration.training_support import (
+    for_tiny_model,
+    group_of_two,
+    loaded,
+    target_of_a_turn,
+    train_group,
+)
 from wiring.settings import Settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -27,6 +39,14 @@ tiny = training_support.tiny  # the shared fixture, under its own name here
 def settings(settings: Settings, tiny: Path) -> Settings:
     for_tiny_model(settings, tiny)
     return settings
+
+
+@pytest.fixture
+async def served_api(settings: Settings) -> AsyncIterator[Api]:
+    """The app with the embedded worker and the configured (real, local) backend."""
+    settings.worker.embedded = True
+    async for a in open_api(settings, None):
+        yield a
 
 
 SAMPLES = [f"Arr matey, sample number {i} be written like a pirate!" for i in range(10)]
@@ -55,8 +75,8 @@ async def _adapters(api: Api, user: str, key: str) -> dict[str, Any]:
     return listing
 
 
-async def test_train_promote_rollback_through_the_api(worker_api: Api, backend: ScriptedBackend):
-    api = worker_api
+async def test_train_promote_rollback_through_the_api(served_api: Api):
+    api = served_api
     user, key = api.new_user("pirate")
     await _upload(api, user, key)
     first = await _train(api, user, key, kind="sft", max_steps=3)
@@ -73,10 +93,7 @@ async def test_train_promote_rollback_through_the_api(worker_api: Api, backend: 
     assert (
         api.services.settings.model.adapters_dir / record["name"] / "adapter_config.json"
     ).is_file()
-    assert listing["serving"]["kind"] == "base"  # this scripted backend lacks it so far
-    assert "not available" in listing["serving"]["reason"]
-    backend.adapters.add(record["name"])  # as the local engine finds it on disk by name
-    listing = await _adapters(api, user, key)
+    assert loaded(api) == {record["name"]}  # the worker published it on the server's engine
     assert listing["serving"] == {
         "kind": "user",
         "adapter": record["name"],
@@ -90,18 +107,22 @@ async def test_train_promote_rollback_through_the_api(worker_api: Api, backend: 
     newer, older = listing["data"]
     assert newer["parent_id"] == older["id"]  # lineage
     assert older["status"] == "retired" and older["status_reason"] == "superseded"
+    assert loaded(api) == {newer["name"]}  # the superseded one is released
+    assert await target_of_a_turn(api, key) == f"user:{newer['name']}"
 
     r = await api.client.post(f"/v1/users/{user}/adapters/rollback", headers=api.auth(key))
     assert r.status_code == 200, r.text
     back = r.json()
     assert back["data"][1]["status"] == "promoted" and back["data"][0]["status"] == "retired"
     assert back["serving"]["adapter_id"] == older["id"]
+    assert loaded(api) == {older["name"]}
 
     r = await api.client.post(
         f"/v1/users/{user}/adapters/{newer['id']}/promote", headers=api.auth(ADMIN_KEY)
     )
     assert r.status_code == 200, r.text
     assert r.json()["data"][0]["status"] == "promoted"
+    assert loaded(api) == {newer["name"]}
     # promoting the promoted one again is a conflict, not a server error
     r = await api.client.post(
         f"/v1/users/{user}/adapters/{newer['id']}/promote", headers=api.auth(key)
@@ -166,27 +187,18 @@ async def test_keys_reach_only_their_own_user(api: Api):
     assert (await _adapters(api, bob, ADMIN_KEY))["serving"]["kind"] == "base"
 
 
-async def test_group_adapter_serves_users_without_their_own(
-    worker_api: Api, backend: ScriptedBackend
-):
-    api = worker_api
+async def test_group_adapter_serves_users_without_their_own(served_api: Api):
+    api = served_api
     group_id, (rich, rich_key), (poor, poor_key) = group_of_two(api)
     await _upload(api, rich, rich_key)
     done = await train_group(api, group_id)
     assert done["result"]["status"] == "promoted", done
     name = done["result"]["adapter"]
-    backend.adapters.add(name)
+    assert loaded(api) == {name}  # published by the worker, before any request
     listing = await _adapters(api, poor, poor_key)
     assert listing["serving"]["kind"] == "group" and listing["serving"]["adapter"] == name
     assert listing["group"][0]["owner_kind"] == "group"
-    r = await api.client.post(
-        "/v1/chat/completions",
-        json={"model": "attune", "messages": [{"role": "user", "content": "hi"}]},
-        headers=api.auth(poor_key),
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["attune"]["target"] == f"group:{name}"
-    assert backend.requested_adapters[-1] == name
+    assert await target_of_a_turn(api, poor_key) == f"group:{name}"
 
     # deleting the rich user (whose samples trained it) retires the group adapter at once
     r = await api.client.delete(f"/v1/users/{rich}", headers=api.auth(ADMIN_KEY))

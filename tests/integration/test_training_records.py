@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from adapters import registry
+from adapters.backend import LocalBackend
 from adapters.dataset_sources import (
     add_samples,
     delete_user_data,
@@ -147,6 +148,11 @@ def test_promote_rollback_retire_point_the_user_and_the_engine(engine: Engine, t
     tiny = build_tiny_lm(tmp_path / "tiny")
     adapters_dir = tmp_path / "adapters"
     local = LocalEngine.load(tiny, adapters_dir=adapters_dir, device="cpu", max_concurrency=1)
+    backend = LocalBackend(local)
+
+    def loaded() -> set[str]:
+        return set(local._loaded)  # what publication loaded, before any request
+
     with Session(engine) as session:
         user, _ = _seed(session)
         assert registry.next_version(session, owner_kind="user", owner_id=user.id) == 1
@@ -163,10 +169,9 @@ def test_promote_rollback_retire_point_the_user_and_the_engine(engine: Engine, t
             ).id
             == first.id
         )
-        registry.promote(
-            session, adapter_id=first.id, adapters_dir=adapters_dir, publish=local.load_adapter
-        )
+        registry.promote(session, adapter_id=first.id, adapters_dir=adapters_dir, publisher=backend)
         session.commit()
+        assert loaded() == {first.name}
         assert session.get(User, user.id).adapter_name == first.name  # type: ignore[union-attr]
         route = choose_route(
             requested_model="attune",
@@ -188,18 +193,29 @@ def test_promote_rollback_retire_point_the_user_and_the_engine(engine: Engine, t
         )
         assert rejected.status == "rejected" and rejected.metrics["gate"]["reasons"] == ["worse"]
         with pytest.raises(registry.RegistryError):
-            registry.promote(session, adapter_id=rejected.id, adapters_dir=adapters_dir)
+            registry.promote(
+                session, adapter_id=rejected.id, adapters_dir=adapters_dir, publisher=backend
+            )
 
-        registry.promote(session, adapter_id=second.id, adapters_dir=adapters_dir)
+        registry.promote(
+            session, adapter_id=second.id, adapters_dir=adapters_dir, publisher=backend
+        )
+        assert loaded() == {first.name, second.name}  # the superseded one serves until commit
         session.commit()
+        assert loaded() == {second.name}
         session.refresh(first)
         assert first.status == "retired" and first.status_reason == registry.SUPERSEDED
         assert session.get(User, user.id).adapter_name == second.name  # type: ignore[union-attr]
 
         back = registry.rollback(
-            session, owner_kind="user", owner_id=user.id, adapters_dir=adapters_dir
+            session,
+            owner_kind="user",
+            owner_id=user.id,
+            adapters_dir=adapters_dir,
+            publisher=backend,
         )
         session.commit()
+        assert loaded() == {first.name}
         assert back is not None and back.id == first.id and back.status == "promoted"
         session.refresh(second)
         assert second.status == "retired" and second.status_reason == registry.ROLLED_BACK
@@ -210,7 +226,11 @@ def test_promote_rollback_retire_point_the_user_and_the_engine(engine: Engine, t
         assert session.get(User, user.id).adapter_name is None  # type: ignore[union-attr]
         with pytest.raises(registry.RegistryError):
             registry.rollback(
-                session, owner_kind="user", owner_id=user.id, adapters_dir=adapters_dir
+                session,
+                owner_kind="user",
+                owner_id=user.id,
+                adapters_dir=adapters_dir,
+                publisher=backend,
             )
         statuses = {
             a.version: a.status
@@ -257,7 +277,7 @@ def test_deleting_training_data_retires_its_adapters(engine: Engine, tmp_path: P
         )
         (adapters_dir / record.name).mkdir(parents=True)
         (adapters_dir / record.name / "adapter_config.json").write_text("{}")
-        registry.promote(session, adapter_id=record.id, adapters_dir=adapters_dir)
+        registry.promote(session, adapter_id=record.id, adapters_dir=adapters_dir, publisher=None)
         session.commit()
         user_id, record_id, down_turn = user.id, record.id, turns["down"].id
         used_turn = turns["edit"].id

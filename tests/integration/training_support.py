@@ -1,5 +1,5 @@
-"""What the training API tests share: a tiny real model, settings suited to it, and a
-user group to train a group adapter for."""
+"""What the training API tests share: a tiny real model, settings suited to it, a user
+group to train a group adapter for, and a look at what the serving engine has loaded."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
+from adapters.backend import LocalBackend
 from memory.records.tables import User, UserGroup
 from tests.conftest import Api
 from tests.tiny_lm import build_tiny_lm
@@ -69,3 +70,22 @@ async def train_group(api: Api, group_id: str) -> dict[str, Any]:
         max_steps=2,
     )
     return await api.wait_job(job.id, within=240)
+
+
+def loaded(api: Api) -> set[str]:
+    """The adapters the serving engine holds in memory (published, or loaded by a request)."""
+    backend = api.services.backend
+    assert isinstance(backend, LocalBackend)
+    return set(backend.engine._loaded)
+
+
+async def target_of_a_turn(api: Api, key: str) -> str:
+    """Chat one short turn as ``key``'s user; the model target that served it."""
+    r = await api.client.post(
+        "/v1/chat/completions",
+        json={"model": "attune", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4},
+        headers=api.auth(key),
+    )
+    assert r.status_code == 200, r.text
+    target: str = r.json()["attune"]["target"]
+    return target

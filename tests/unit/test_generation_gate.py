@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from adapters.gate import Cancelled, GenerationGate
+from adapters.generation_gate import Cancelled, GenerationGate
 
 
 def test_admits_at_most_slots_at_once():

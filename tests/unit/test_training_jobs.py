@@ -64,6 +64,7 @@ class _Owner:
             kind="sft",
             run_id=run_id,
             overrides=overrides,
+            publisher=None,  # this bookkeeping has no server to publish on
             progress=progress,
         )
 
