@@ -30,5 +30,7 @@ async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[str]]
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     async with AsyncSqliteSaver.from_conn_string(path) as saver:
+        # Thread state deleted through this connection must not stay in free pages.
+        await saver.conn.execute("PRAGMA secure_delete=ON")
         await saver.setup()
         yield saver

@@ -57,31 +57,46 @@ class Deletion:
     engine: Engine
     memory: MemoryService
     purgers: Sequence[DerivedDataPurger] = ()
+    finishers: Sequence[DerivedDataPurger] = ()
+    """Run last in both cascades, after every row is gone (``memory.scrub``: what deleted
+    rows leave in files below the row level)."""
 
     def _purge(self, user_id: str, turn_ids: Sequence[str] | None) -> int:
         return sum(p.purge(user_id, turn_ids) for p in self.purgers)
+
+    def _finish(self, user_id: str, turn_ids: Sequence[str] | None) -> None:
+        for finisher in self.finishers:
+            finisher.purge(user_id, turn_ids)
 
     def turn(self, *, user_id: str, turn_id: str) -> dict[str, Any]:
         """Delete one of the user's turns and everything derived from it; what was removed.
 
         A reply to the turn stays (it is a turn of its own); pairs comparing replies to it
-        go, since their prompt is gone. Thread state is the caller's (the API removes the
-        turn from it before it enqueues this).
+        go, since their prompt is gone. The API removes the turn from the thread's latest
+        state before it enqueues this, so the next turn no longer sees it; every checkpoint
+        is rewritten here (``graph.thread_purge.ThreadStatePurger``, one of the purgers).
         """
         with Session(self.engine) as session:
             removed_pairs = pairs.delete_for_turns(session, user_id=user_id, turn_ids=[turn_id])
             session.commit()
         thread_id = delete_turn(self.engine, self.memory, user_id, turn_id)
-        return {
+        # A distill job that read the turn before it went may have written since; what it
+        # wrote before the turn's row went is found now, what it writes after it removes
+        # itself (``workers.handlers.distill`` re-runs this cascade).
+        self.memory.delete_for_turns(user_id, [turn_id])
+        out = {
             "turn_deleted": thread_id is not None,
             "preference_pairs": removed_pairs,
             "adapters_marked": self._purge(user_id, [turn_id]),
         }
+        self._finish(user_id, [turn_id])
+        return out
 
     def user(self, *, user_id: str, keep_job_ids: Sequence[str] = ()) -> dict[str, Any]:
         """Delete a user and everything held about them; what was removed.
 
-        Thread state is the caller's (the API removes it before it enqueues this).
+        The API drops the user's thread state before it enqueues this; the purgers drop
+        it again here (a turn may have been running meanwhile).
         ``keep_job_ids``: jobs to leave (the one running this cascade, so it can finish).
         """
         out: dict[str, Any] = {"adapters_marked": self._purge(user_id, None)}
@@ -90,7 +105,11 @@ class Deletion:
             out["preference_pairs"] = pairs.delete_for_user(session, user_id=user_id)
             out["threads"] = len(repo.delete_user(session, user_id=user_id))
             session.commit()
+        # Again once the rows are gone: deferred indexing that read them before may have
+        # recreated the collection (it re-checks after writing; one of the two is last).
+        self.memory.delete_user(user_id)
         out["jobs"] = jobs.delete_for_user(self.engine, user_id, keep=keep_job_ids)
+        self._finish(user_id, None)
         return out
 
 

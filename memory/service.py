@@ -174,8 +174,28 @@ class MemoryService:
             rows = list(session.exec(query).all())
         step = max(self.settings.embed_batch_size * 8, 256)
         for i in range(0, len(rows), step):
-            self._index(user_id, rows[i : i + step], lexical=False)
+            batch = rows[i : i + step]
+            self._index(user_id, batch, lexical=False)
+            self._drop_vanished(user_id, [r.id for r in batch])
         return len(rows)
+
+    def _drop_vanished(self, user_id: str, memory_ids: Sequence[str]) -> None:
+        """Remove the vectors of ``memory_ids`` deleted while they were being written.
+
+        A deletion removes rows, then vectors; an indexer that read the rows before and
+        upserts after would bring back a deleted memory (or a deleted user's collection).
+        Checked after the upsert, so one of the two always removes the vectors last.
+        """
+        with self._session() as session:
+            alive = set(session.exec(select(Memory.id).where(col(Memory.id).in_(memory_ids))))
+            left = session.exec(select(Memory.id).where(Memory.user_id == user_id)).first()
+        vanished = [m for m in memory_ids if m not in alive]
+        if not vanished:
+            return
+        if left is None:
+            self.vectors.delete_user(user_id)  # nothing of theirs is left: no collection either
+        else:
+            self.vectors.delete(user_id, vanished)
 
     def dense_backlog(self, user_id: str) -> int:
         """How many of the user's memories have no vector yet (deferred indexing)."""
@@ -338,6 +358,10 @@ class MemoryService:
             session.exec(delete(MemorySource).where(col(MemorySource.memory_id).in_(owned)))
             session.exec(delete(Memory).where(col(Memory.id).in_(owned)))
             session.commit()
+        # Again once the rows are gone: an indexer that read them before may have written
+        # since (it re-checks after writing, so one of the two removes the vectors last).
+        self.vectors.delete(user_id, owned)
+        self.lexical.delete(user_id, owned)
         return len(owned)
 
     def delete_for_turns(self, user_id: str, turn_ids: Sequence[str]) -> int:

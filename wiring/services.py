@@ -20,8 +20,10 @@ from sqlalchemy.engine import Engine
 
 from adapters.backend import ChatBackend, make_backend
 from adapters.deletion import AdapterPurger, derived_files
+from adapters.workdirs import WorkDirPurger
 from graph.context import AfterTurn, Services
 from graph.prompts import PromptLibrary
+from graph.thread_purge import ThreadStatePurger
 from memory.deletion import Deletion
 from memory.extraction.extractor import (
     EXTRACTION_PROMPT,
@@ -36,6 +38,7 @@ from memory.retrieval.embeddings import MiniLMEmbedder
 from memory.retrieval.lexical import make_lexical_index
 from memory.retrieval.protocols import Embedder
 from memory.retrieval.vectors import VectorSettings, make_vector_index
+from memory.scrub import SqliteFile, StorageScrubber, chroma_embedded, sqlite_path
 from memory.service import MemoryService
 from wiring.settings import Settings
 
@@ -160,7 +163,32 @@ def build_deletion(core: Core) -> Deletion:
         return drop(name) if callable(drop) else None
 
     files = derived_files(settings.model, settings.training, unload)
-    return Deletion(core.engine, core.memory, purgers=[AdapterPurger(core.engine, files)])
+    assert settings.graph.checkpoint_url is not None
+    return Deletion(
+        core.engine,
+        core.memory,
+        purgers=[
+            AdapterPurger(core.engine, files),
+            WorkDirPurger(core.engine, settings.training.work_dir),  # after: snapshots gone
+            ThreadStatePurger(core.engine, settings.graph.checkpoint_url),
+        ],
+        finishers=[StorageScrubber(sqlite_files(settings))],
+    )
+
+
+def sqlite_files(settings: Settings) -> list[SqliteFile]:
+    """The deployment's SQLite files that deleted text can linger in (none on servers)."""
+    files: list[SqliteFile] = []
+    records = sqlite_path(settings.db.url)
+    if records is not None:
+        files.append(SqliteFile(records, fts_tables=("memory_fts",)))
+    checkpoints = sqlite_path(settings.graph.checkpoint_url)
+    if checkpoints is not None:
+        files.append(SqliteFile(checkpoints))
+    m = settings.memory
+    if m.vector_url is None and m.vector_path is not None:
+        files.append(chroma_embedded(Path(m.vector_path)))
+    return files
 
 
 def build_core(

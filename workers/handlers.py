@@ -50,6 +50,7 @@ def distill(ctx: WorkerContext, job: Job) -> dict[str, Any]:
             ).all()
         )
     written = ctx.memory.distill_many(turns)  # assistant turns are skipped inside
+    redeleted = _redelete_vanished(ctx, turns)
     users = sorted({t.user_id for t in turns if t.role == "user"})
     repaired = 0
     for user_id in users:
@@ -61,7 +62,26 @@ def distill(ctx: WorkerContext, job: Job) -> dict[str, Any]:
         "memories_written": written,
         "styles_refreshed": len(users),
         "vectors_repaired": repaired,
+        "deleted_meanwhile": redeleted,
     }
+
+
+def _redelete_vanished(ctx: WorkerContext, turns: list[Turn]) -> int:
+    """Re-run the deletion of turns deleted while they were being distilled.
+
+    A deletion that overlapped this job may have swept the turn's memories before this
+    job wrote its own. Checked after writing, so either the cascade (which sweeps again
+    once the turn's row is gone) or this re-run sees them; both are idempotent.
+    """
+    ids = [t.id for t in turns if t.role == "user"]
+    if not ids:
+        return 0
+    with Session(ctx.engine) as session:
+        alive = set(session.exec(select(Turn.id).where(col(Turn.id).in_(ids))))
+    vanished = [t for t in turns if t.role == "user" and t.id not in alive]
+    for turn in vanished:
+        ctx.deletion.turn(user_id=turn.user_id, turn_id=turn.id)
+    return len(vanished)
 
 
 def _refresh_style(ctx: WorkerContext, user_id: str) -> None:

@@ -44,6 +44,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Deleted rows must not stay readable in free space (a deletion is a promise).
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 
