@@ -1,13 +1,26 @@
-"""Export of everything held about a user, and deletion of single turns."""
+"""Export of everything held about a user, and deletion of single turns.
+
+The export is documented as everything held, so it has a section for every store that
+holds the user's text or what was derived from it. The memory side is here: records,
+memories with sources, profile and its history, learned instruction blocks, stored
+prompts (with the turns they hold) and preference pairs. What other packages hold
+(training samples, dataset snapshots, adapters) comes from :class:`ExportSection` objects
+that the composition root (``wiring.services``) hands to :class:`UserExport`, as it hands
+purgers to ``memory.deletion.Deletion``; thread state lives with the graph's checkpointer
+and the API adds it (``graph.thread_export``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
 from memory import derived
+from memory.pairs import PreferencePair, TurnPrompt
 from memory.persona import procedural
 from memory.persona import profile as profiles
 from memory.records.tables import (
@@ -22,12 +35,53 @@ from memory.records.tables import (
 from memory.service import MemoryService
 
 
+class ExportSection(Protocol):
+    """What another package holds about a user, for the export (memory cannot import it)."""
+
+    def export(self, user_id: str) -> dict[str, Any]:
+        """Top-level export keys → JSON-ready values; only the user's own data."""
+        ...
+
+
+@dataclass(frozen=True)
+class UserExport:
+    """The export of one deployment, built once at the composition root.
+
+    Attributes:
+        engine: The record store.
+        memory: The memory service.
+        sections: What other packages hold (training data, adapters, ...).
+    """
+
+    engine: Engine
+    memory: MemoryService
+    sections: Sequence[ExportSection] = ()
+
+    def user(self, user_id: str) -> dict[str, Any]:
+        """Everything held about the user, as JSON (see :func:`export_user`).
+
+        Raises:
+            LookupError: No such user.
+        """
+        out = export_user(self.engine, self.memory, user_id)
+        for section in self.sections:
+            out.update(section.export(user_id))
+        return out
+
+
 def _dump(row: Any) -> dict[str, Any]:
     return dict(row.model_dump(mode="json"))
 
 
 def export_user(engine: Engine, memory: MemoryService, user_id: str) -> dict[str, Any]:
-    """The user's records, memories (with sources and validity), profile and feedback."""
+    """The user's records, memories, profile, feedback, stored prompts and pairs.
+
+    Memories come with their sources and validity, the profile with its change log and
+    versions, stored prompts with the turns whose text they hold, pairs with theirs.
+
+    Raises:
+        LookupError: No such user.
+    """
     with Session(engine) as session:
         user = session.get(User, user_id)
         if user is None:
@@ -51,6 +105,16 @@ def export_user(engine: Engine, memory: MemoryService, user_id: str) -> dict[str
             .order_by(col(ProfileVersion.version))
         ).all()
         blocks = procedural.list_blocks(session, user_id=user_id)
+        prompts = session.exec(
+            select(TurnPrompt)
+            .where(TurnPrompt.user_id == user_id)
+            .order_by(col(TurnPrompt.created_at), col(TurnPrompt.turn_id))
+        ).all()
+        stored_pairs = session.exec(
+            select(PreferencePair)
+            .where(PreferencePair.user_id == user_id)
+            .order_by(col(PreferencePair.created_at), col(PreferencePair.id))
+        ).all()
         out: dict[str, Any] = {
             "user": _dump(user),
             "threads": [_dump(t) for t in threads],
@@ -60,6 +124,8 @@ def export_user(engine: Engine, memory: MemoryService, user_id: str) -> dict[str
             "profile_history": [_dump(c) for c in changes],
             "profile_versions": [_dump(v) for v in versions],
             "instruction_blocks": [_dump(b) for b in blocks],
+            "stored_prompts": [_dump(p) for p in prompts],
+            "preference_pairs": [_dump(p) for p in stored_pairs],
         }
     memories: list[dict[str, Any]] = []
     offset = 0

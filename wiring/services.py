@@ -20,11 +20,13 @@ from sqlalchemy.engine import Engine
 
 from adapters.backend import ChatBackend, make_backend
 from adapters.deletion import AdapterPurger, derived_files
+from adapters.export import TrainingExport
 from adapters.workdirs import WorkDirPurger
 from graph.context import AfterTurn, Services
 from graph.prompts import PromptLibrary
 from graph.thread_purge import ThreadStatePurger
 from memory.deletion import Deletion
+from memory.export import UserExport
 from memory.extraction.extractor import (
     EXTRACTION_PROMPT,
     EXTRACTION_PROMPT_VERSION,
@@ -120,6 +122,12 @@ class Core:
         """Release an adapter from the backend; a backend never loaded holds none."""
         backend = self._backend
         return backend.unpublish(name) if backend is not None else False
+
+    @property
+    def export(self) -> UserExport:
+        """The user export: the memory side and what training holds (thread state: the API)."""
+        options = dict(self.settings.training.storage_options)
+        return UserExport(self.engine, self.memory, [TrainingExport(self.engine, options)])
 
     def graph_services(self, *, after_turn: AfterTurn | None = None) -> Services:
         """The turn graph's services: the one place they are put together.

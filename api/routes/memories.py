@@ -26,7 +26,7 @@ from api.protocol_memory import (
     memory_out,
 )
 from api.protocol_workers import JobOut, job_out
-from memory.export import export_user
+from graph.thread_export import export_threads
 from memory.history import ImportResult, ImportSession, ImportTurn, import_history
 from memory.records.tables import Turn
 from memory.service import NewMemory
@@ -193,5 +193,8 @@ async def delete_turn_route(user_id: ScopedUserId, turn_id: str, services: Servi
 
 @router.get("/v1/users/{user_id}/export")
 async def export(user_id: ScopedUserId, services: ServicesDep) -> dict[str, object]:
-    """Everything held about the user, as JSON."""
-    return await asyncio.to_thread(export_user, services.engine, services.memory, user_id)
+    """Everything held about the user, as JSON: records, derived data and thread state."""
+    data = await asyncio.to_thread(services.core.export.user, user_id)
+    threads = [t["id"] for t in data["threads"]]
+    data["thread_state"] = await export_threads(services.runner.graph, threads)
+    return data

@@ -1,8 +1,9 @@
-"""Deleting a turn reaches the text derived from it, over HTTP with the embedded worker.
+"""Deletion reaches the text derived from a turn, and export holds every kind of item.
 
-Each test says a unique string once, lets it flow into a derived item (a later reply's
-stored prompt, a tool-written memory, a thread title, a learned instruction block, the
-profile's interests), deletes the turn and checks the string is gone from that item.
+Over HTTP with the embedded worker. Each deletion test says a unique string once, lets it
+flow into a derived item (a later reply's stored prompt, a tool-written memory, a thread
+title), deletes the turn and checks the string is gone from that item; the export test
+checks the string reaches every section of the export.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 from sqlmodel import select
 
+from adapters.dataset_sources import snapshot_owner
+from adapters.records import AdapterRecord
 from memory import pairs
 from memory.records.tables import Memory, Thread, Turn
 from tests.conftest import Api
@@ -90,3 +93,69 @@ async def test_a_remembered_memory_and_a_thread_title_go_with_their_turn(
         assert s.exec(select(Memory).where(Memory.text.contains(canary))).all() == []  # type: ignore[attr-defined]
         thread_row = s.get(Thread, thread)
         assert thread_row is not None and thread_row.title == "And a second question."
+
+
+async def test_export_holds_every_kind_of_item(worker_api: Api) -> None:
+    api = worker_api
+    canary = "pangolin-canary-4c7m"
+    uid, key = api.new_user()
+    _, bkey = api.new_user("bob")
+    first = await _chat(api, key, f"My cat is called {canary}.")
+    thread = first["attune"]["thread_id"]
+    later = await _chat(api, key, "Any plans for the weekend?", thread)
+    r = await api.client.post(
+        "/v1/feedback",
+        json={"turn_id": later["attune"]["turn_id"], "rating": "down", "edited_text": "Rest."},
+        headers=api.auth(key),
+    )
+    assert r.status_code == 201, r.text
+    r = await api.client.post(
+        f"/v1/users/{uid}/samples",
+        json={"samples": [{"text": f"A sample about {canary}."}]},
+        headers=api.auth(key),
+    )
+    assert r.status_code == 201, r.text
+    await _chat(api, bkey, "Bob's own words.")
+    await api.drain_jobs()
+    settings = api.services.settings
+    with api.services.store.session() as s:
+        snapshot = snapshot_owner(
+            s, owner_kind="user", owner_id=uid, root=str(settings.training.datasets_url)
+        )
+        s.add(
+            AdapterRecord(
+                owner_kind="user",
+                owner_id=uid,
+                version=1,
+                kind="dpo",
+                name=f"{uid}-dpo-v1",
+                base_model="tiny",
+                dataset_snapshot_id=snapshot.id,
+            )
+        )
+        s.commit()
+
+    r = await api.client.get(f"/v1/users/{uid}/export", headers=api.auth(key))
+    assert r.status_code == 200, r.text
+    data = r.json()
+    held = {
+        kind: json.dumps(data[kind])
+        for kind in (
+            "turns",
+            "memories",
+            "stored_prompts",
+            "preference_pairs",
+            "samples",
+            "dataset_snapshots",
+            "thread_state",
+        )
+    }
+    assert {kind for kind, text in held.items() if canary not in text} == set()
+    (exported,) = data["dataset_snapshots"]
+    assert exported["id"] == snapshot.id and exported["manifest"]["content_hash"]
+    assert exported["manifest"]["counts"]["dpo"] == 1
+    (adapter,) = data["adapters"]
+    assert adapter["dataset_snapshot_id"] == snapshot.id and adapter["status"] == "candidate"
+    assert thread in data["thread_state"]
+    assert data["stored_prompts"][0]["source_turn_ids"]
+    assert "Bob's own words." not in r.text  # only the user's own data
