@@ -40,7 +40,8 @@ class Seeded:
     thread_id: str
 
 
-async def _chat(api: Api, key: str, text: str, thread_id: str | None) -> dict[str, Any]:
+async def chat(api: Api, key: str, text: str, thread_id: str | None = None) -> dict[str, Any]:
+    """One chat turn (in ``thread_id`` when given); the response body."""
     body: dict[str, Any] = {
         "model": "attune",
         "max_tokens": 8,
@@ -64,11 +65,11 @@ async def _feedback(api: Api, key: str, turn_id: str, **extra: Any) -> None:
 async def seed(api: Api, name: str, canary: str, *, sample: bool) -> Seeded:
     """Put ``canary`` into a new user's data and let it reach every derived store."""
     user_id, key = api.new_user(name)
-    first = await _chat(api, key, f"I have a dog named {canary}. He loves the park.", None)
+    first = await chat(api, key, f"I have a dog named {canary}. He loves the park.", None)
     thread_id, reply_id = first["attune"]["thread_id"], first["attune"]["turn_id"]
     await _feedback(api, key, reply_id, rating="down", edited_text=f"What a lovely name, {canary}!")
     for i in range(FOLLOW_UPS):  # the canary turn is history in every one of these
-        reply = await _chat(api, key, f"Tell me about walk number {i}.", thread_id)
+        reply = await chat(api, key, f"Tell me about walk number {i}.", thread_id)
         await _feedback(api, key, reply["attune"]["turn_id"], rating="up")
     if sample:
         r = await api.client.post(
