@@ -7,7 +7,7 @@ import itertools
 from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode
 
-from graph import nodes
+from graph import nodes, regenerate
 from graph.context import TurnContext
 from graph.state import InputState, TurnState
 from tools.memory import MEMORY_TOOLS
@@ -18,9 +18,14 @@ PIPELINE = ("load_context", "apply_instructions", "recall", "compose_prompt", "r
 def build_turn_graph() -> StateGraph[TurnState, TurnContext, InputState, TurnState]:
     """The whole turn: context → instructions → recall → prompt → route → generate → record.
 
-    ``generate`` may loop through ``tools`` when the backend supports tool calls.
+    ``generate`` may loop through ``tools`` when the backend supports tool calls. A
+    regeneration enters at ``restore_prompt`` (the stored prompt and target) instead, and
+    goes on through the same ``generate`` and ``record``.
     """
     builder = _pipeline()
+    builder.add_conditional_edges(START, regenerate.entry, [PIPELINE[0], regenerate.RESTORE])
+    builder.add_node(regenerate.RESTORE, regenerate.restore_prompt)
+    builder.add_edge(regenerate.RESTORE, "generate")
     builder.add_node("generate", nodes.generate)
     builder.add_node("tools", ToolNode(list(MEMORY_TOOLS), messages_key="scratch"))
     builder.add_node("record", nodes.record)
@@ -34,18 +39,19 @@ def build_turn_graph() -> StateGraph[TurnState, TurnContext, InputState, TurnSta
 def build_preview_graph() -> StateGraph[TurnState, TurnContext, InputState, TurnState]:
     """The turn up to the route, for prompt previews: generates and records nothing."""
     builder = _pipeline()
+    builder.add_edge(START, PIPELINE[0])
     builder.add_edge("route", END)
     return builder
 
 
 def _pipeline() -> StateGraph[TurnState, TurnContext, InputState, TurnState]:
+    """The nodes from ``load_context`` to ``route``; callers add the edge from ``START``."""
     builder = StateGraph(TurnState, context_schema=TurnContext, input_schema=InputState)
     builder.add_node("load_context", nodes.load_context)
     builder.add_node("apply_instructions", nodes.apply_instructions)
     builder.add_node("recall", nodes.recall)
     builder.add_node("compose_prompt", nodes.compose_prompt)
     builder.add_node("route", nodes.route)
-    builder.add_edge(START, PIPELINE[0])
     for a, b in itertools.pairwise(PIPELINE):
         builder.add_edge(a, b)
     return builder

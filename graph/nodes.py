@@ -29,6 +29,7 @@ from langgraph.runtime import Runtime
 from graph.compose import compose
 from graph.context import TurnContext
 from graph.conversation import conversation_hash
+from graph.regenerate import thread_update
 from graph.routing import AUTO_MODEL, choose_route
 from graph.state import MemoryItem, TurnState, Usage
 from memory.persona.document import apply_updates
@@ -256,12 +257,16 @@ def after_generate(state: TurnState) -> str:
 
 
 async def record(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-    """Persist the user message and the reply before the response completes."""
+    """Persist the user message and the reply before the response completes.
+
+    A regeneration (``graph.regenerate``) records only the new reply: its user turn is
+    recorded already, and the stored prompt it re-sent keeps its sources.
+    """
     ctx = runtime.context
     assert state.route is not None and state.usage is not None
-    user_text = _new_message_before_reply(state.messages)
+    regenerating = state.regenerate is not None
     history: list[AnyMessage] = [m for m in state.messages if not isinstance(m, SystemMessage)]
-    digest = conversation_hash((role_of(m), text_of(m)) for m in history)
+    user_text, digest = _exchange(history, state.user_turn_id, state.reply, regenerating)
     user_turn = Turn(
         id=state.user_turn_id,
         user_id=ctx.user_id,
@@ -294,7 +299,13 @@ async def record(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
     )
     # Indexed before the response completes, so the next turn can already find them.
     memory = ctx.services.memory
-    await asyncio.to_thread(memory.index_turns, [user_turn, assistant_turn])
+    new_turns = [assistant_turn] if regenerating else [user_turn, assistant_turn]
+    await asyncio.to_thread(memory.index_turns, new_turns)
+    if regenerating:
+        if ctx.services.after_turn is not None:  # its prompt inherits its sibling's sources
+            hook = ctx.services.after_turn
+            await asyncio.to_thread(hook, user_turn, assistant_turn, state.prompt_messages)
+        return thread_update(state)
     if ctx.services.after_turn is not None:  # the API: keep the prompt, enqueue distillation
         hook = ctx.services.after_turn
         # The stored prompt names every turn whose text it holds: its messages' and the
@@ -310,8 +321,19 @@ async def record(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
     return {}
 
 
-def _new_message_before_reply(messages: list[AnyMessage]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, HumanMessage):
-            return text_of(message)
-    raise ValueError("no user message in the turn")
+def _exchange(
+    history: list[AnyMessage], user_turn_id: str, reply: str, regenerating: bool
+) -> tuple[str, str | None]:
+    """The user message ``reply`` answers, and the digest of the conversation up to it.
+
+    A regeneration's user turn may be gone from the thread's state (it is recorded
+    already): then neither is known.
+    """
+    ids = [m.id for m in history]
+    if user_turn_id not in ids:
+        if regenerating:
+            return "", None
+        raise ValueError("no user message in the turn")
+    upto = history[: ids.index(user_turn_id) + 1]
+    pairs = [*((role_of(m), text_of(m)) for m in upto), ("assistant", reply)]
+    return text_of(upto[-1]), conversation_hash(pairs)

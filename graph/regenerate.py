@@ -1,30 +1,33 @@
 """Regeneration: another reply to a recorded prompt, exactly as it was sent.
 
 ``attune: {"regenerate": turn_id}`` on a chat request asks for an alternative to assistant
-turn ``turn_id``. The model gets the stored prompt of that turn (system prompt, memories,
-history as they were), on the same target when it is still available, so the two replies
-differ only by sampling. The alternative is recorded as another assistant turn answering
-the same user turn — which is what makes a (down-voted, up-voted regeneration) pair — and
-takes the original's place in the thread's state when the original was its last message.
+turn ``turn_id``. It runs through the turn graph like any turn, so there is one way to
+generate and record a reply: the runner starts the graph with a
+:class:`~graph.state.Regeneration` in its input, and the graph's entry (:func:`entry`) sends
+it to :func:`restore_prompt` instead of the pipeline that builds a new prompt. That node puts
+back the stored prompt of the original (system prompt, memories, history as they were) and
+its target when still available, so the two replies differ only by sampling; then the
+shared ``generate`` and ``record`` nodes run. ``record`` keeps the alternative as another
+assistant turn answering the same user turn — which is what makes a (down-voted, up-voted
+regeneration) pair — and :func:`thread_update` lets it take the original's place in the
+thread's state when the original was its last message.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessageChunk, RemoveMessage
+from langchain_core.messages import RemoveMessage
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
+from langgraph.runtime import Runtime
 
-from graph.conversation import conversation_hash
-from graph.nodes import role_of, text_of, to_langchain
-from graph.state import GenerationParams, Usage
+from graph.context import TurnContext
+from graph.state import GenerationParams, InputState, Regeneration, Route, TurnState
 from memory.records.tables import Turn, new_id
 
-if TYPE_CHECKING:
-    from graph.runner import TurnResult, TurnRunner
+RESTORE = "restore_prompt"
 
 
 @dataclass(frozen=True)
@@ -39,98 +42,66 @@ class RegenerationRequest:
     turn_id: str = field(default_factory=lambda: new_id("turn"))
     """The new reply's id."""
 
-
-def adapter_of(target: str | None, is_available: Callable[[str], bool]) -> tuple[str | None, str]:
-    """The adapter and target to regenerate on: the original's, if still available."""
-    if target and ":" in target:
-        adapter = target.split(":", 1)[1]
-        if is_available(adapter):
-            return adapter, target
-    return None, "base"
-
-
-async def regenerate(
-    runner: TurnRunner, req: RegenerationRequest, emit: Callable[[str], None]
-) -> TurnResult:
-    """Generate, record and index the alternative reply; ``emit`` gets each piece."""
-    from graph.runner import TurnResult
-
-    services = runner.services
-    backend = services.backend
-    params = req.params
-    adapter, target = adapter_of(req.original.model_target, backend.has_adapter)
-    model = backend.chat_model(
-        adapter=adapter,
-        max_tokens=params.get("max_tokens", 256),
-        temperature=params.get("temperature", 0.7),
-        top_p=params.get("top_p", 1.0),
-        stop=params.get("stop"),
-        seed=params.get("seed"),
-    )
-    start = time.perf_counter()
-    first: float | None = None
-    message: BaseMessageChunk | None = None
-    async for chunk in model.astream(to_langchain(req.prompt)):
-        message = chunk if message is None else message + chunk
-        if chunk.text:
-            first = first or time.perf_counter()
-            emit(chunk.text)
-    end = time.perf_counter()
-    reply = message.text if message is not None else ""
-    meta: dict[str, Any] = dict(getattr(message, "usage_metadata", None) or {})
-    prompt_tokens = int(
-        meta.get("input_tokens", sum(backend.count_tokens(m["content"]) for m in req.prompt))
-    )
-    usage = Usage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=int(meta.get("output_tokens", 0)),
-        finish_reason=(message.response_metadata.get("finish_reason") if message else None)
-        or "stop",
-        ttft_ms=round(((first or end) - start) * 1000, 2),
-        latency_ms=round((end - start) * 1000, 2),
-    )
-    thread_id = req.original.thread_id
-    history = await runner.thread_messages(thread_id)
-    ids = [m.id for m in history]
-    digest = None
-    if req.user_turn.id in ids:
-        upto = history[: ids.index(req.user_turn.id) + 1]
-        pairs = [(role_of(m), text_of(m)) for m in upto if role_of(m) != "system"]
-        digest = conversation_hash([*pairs, ("assistant", reply)])
-    turn = Turn(
-        id=req.turn_id,
-        user_id=req.user_id,
-        thread_id=thread_id,
-        role="assistant",
-        content=reply,
-        reply_to_id=req.user_turn.id,
-        model_target=target,
-        prompt_version=req.original.prompt_version,
-        prompt_tokens=usage["prompt_tokens"],
-        completion_tokens=usage["completion_tokens"],
-        latency_ms=usage["latency_ms"],
-        ttft_ms=usage["ttft_ms"],
-        conversation_hash=digest,
-    )
-    await services.store.record_exchange(
-        thread_id=thread_id, user_id=req.user_id, user_turn=req.user_turn, assistant_turn=turn
-    )
-    if ids and ids[-1] == req.original.id:  # the original was the thread's last word
-        await runner.graph.aupdate_state(
-            runner._config(thread_id),
-            {"messages": [RemoveMessage(id=req.original.id), AIMessage(reply, id=turn.id)]},
-            as_node="record",
+    def graph_input(self) -> InputState:
+        """The turn graph's input for this regeneration (no new message)."""
+        return InputState(
+            params=self.params,
+            user_turn_id=self.user_turn.id,
+            assistant_turn_id=self.turn_id,
+            regenerate=Regeneration(
+                original_id=self.original.id,
+                target=self.original.model_target,
+                prompt_version=self.original.prompt_version or "",
+                prompt=list(self.prompt),
+            ),
         )
-    await asyncio.to_thread(services.memory.index_turns, [turn])
-    if services.after_turn is not None:
-        await asyncio.to_thread(services.after_turn, req.user_turn, turn, req.prompt)
-    return TurnResult(
-        turn_id=turn.id,
-        user_turn_id=req.user_turn.id,
-        thread_id=thread_id,
-        content=reply,
-        target=target,
-        prompt_version=req.original.prompt_version or "",
-        memory_ids=[],
-        usage=usage,
-    )
+
+
+def entry(state: TurnState) -> str:
+    """Where a run of the turn graph starts: a regeneration skips to its stored prompt."""
+    return RESTORE if state.regenerate is not None else "load_context"
+
+
+def route_of(target: str | None, is_available: Callable[[str], bool]) -> Route:
+    """The original's target (``user:<adapter>``/``group:<adapter>``) while still available."""
+    if target and ":" in target:
+        kind, adapter = target.split(":", 1)
+        if kind in ("user", "group") and is_available(adapter):
+            return Route(kind=kind, adapter=adapter, target=target, reason="the original's target")  # type: ignore[typeddict-item]
+    return Route(kind="base", adapter=None, target="base", reason="regenerated on the base model")
+
+
+async def restore_prompt(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
+    """Put back the original's prompt and target, and clear the per-turn fields."""
+    regeneration = state.regenerate
+    assert regeneration is not None
+    backend = runtime.context.services.backend
+    prompt = regeneration["prompt"]
+    return {
+        "scratch": [RemoveMessage(id=REMOVE_ALL_MESSAGES)],
+        "tool_rounds": 0,
+        "reply": "",
+        "usage": None,
+        "profile_updates": [],
+        "memories": [],  # quoted inside the stored prompt; not recalled again
+        "prompt_version": regeneration["prompt_version"],
+        "system_prompt": next((m["content"] for m in prompt if m["role"] == "system"), ""),
+        "prompt_messages": prompt,
+        "prompt_tokens_estimate": sum(backend.count_tokens(m["content"]) for m in prompt),
+        "route": route_of(regeneration["target"], backend.has_adapter),
+    }
+
+
+def thread_update(state: TurnState) -> dict[str, Any]:
+    """The thread's state after recording a regeneration.
+
+    ``generate`` appended the alternative to the thread's messages; it stays there, in
+    the original's place, only when the original was the thread's last word. The stored
+    prompt is dropped from the state: the turn is recorded.
+    """
+    regeneration = state.regenerate
+    assert regeneration is not None
+    ids = [m.id for m in state.messages]
+    replaced = len(ids) >= 2 and ids[-2] == regeneration["original_id"]
+    doomed = regeneration["original_id"] if replaced else state.assistant_turn_id
+    return {"messages": [RemoveMessage(id=doomed)], "regenerate": None}

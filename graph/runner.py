@@ -25,7 +25,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from graph.context import Services, TurnContext
 from graph.conversation import conversation_hash
-from graph.regenerate import RegenerationRequest, regenerate
+from graph.regenerate import RegenerationRequest
 from graph.state import GenerationParams, InputState, MemoryItem, Route, TurnState, Usage
 from memory.records.tables import new_id
 
@@ -207,9 +207,16 @@ class TurnRunner:
         return self._spawn(turn.thread_id, f"turn:{turn.thread_id}", partial(self._turn, turn))
 
     def start_regeneration(self, request: RegenerationRequest) -> TurnStream:
-        """Regenerate a recorded reply (``graph.regenerate``) in a background task."""
+        """Regenerate a recorded reply through the turn graph (``graph.regenerate``)."""
         thread_id = request.original.thread_id
-        return self._spawn(thread_id, f"regenerate:{thread_id}", partial(regenerate, self, request))
+        turn = PreparedTurn(
+            thread_id=thread_id,
+            input=request.graph_input(),
+            context=TurnContext(
+                user_id=request.user_id, thread_id=thread_id, services=self.services
+            ),
+        )
+        return self._spawn(thread_id, f"regenerate:{thread_id}", partial(self._turn, turn))
 
     def _spawn(
         self,

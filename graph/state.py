@@ -59,6 +59,18 @@ class Usage(TypedDict):
     latency_ms: float
 
 
+class Regeneration(TypedDict):
+    """Another reply to a recorded prompt, as it was sent (``graph.regenerate``)."""
+
+    original_id: str
+    """The assistant turn to give an alternative to."""
+    target: str | None
+    """The model target that generated it; reused while still available."""
+    prompt_version: str
+    prompt: list[dict[str, str]]
+    """The stored prompt of the original: exactly the messages that were sent."""
+
+
 @dataclass(kw_only=True)
 class InputState:
     """What a caller passes to run one turn."""
@@ -72,6 +84,9 @@ class InputState:
     assistant_turn_id: str = ""
     received_at: str = ""
     """ISO time the request arrived; the user turn's timestamp."""
+    regenerate: Regeneration | None = None
+    """Set: regenerate a recorded reply instead of answering a new message (the graph
+    skips from its start to ``generate``; ``user_turn_id`` names the turn it answers)."""
 
 
 @dataclass(kw_only=True)
