@@ -134,12 +134,14 @@ def preference_pairs(session: Session, *, user_ids: Sequence[str]) -> list[Prefe
         )
         for p in stored
     ]
-    covered = {t for p in stored for t in p.sources.get("turn_ids", [])}
+    # A pair's sources also name the turns of its prompt's history: only a reply to the
+    # pair's own question is one the pair compares.
+    covered = {(p.prompt_turn_id, t) for p in stored for t in p.sources.get("turn_ids", [])}
     rows = _feedback_rows(session, user_ids)
     prompts = _prompts(session, [turn for _, turn in rows])
     for feedback, turn in rows:
         prompt = prompts.get(turn.id)
-        if turn.id in covered or prompt is None:
+        if (turn.reply_to_id, turn.id) in covered or prompt is None:
             continue
         if not feedback.edited_text or feedback.edited_text.strip() == turn.content.strip():
             continue
@@ -152,7 +154,7 @@ def preference_pairs(session: Session, *, user_ids: Sequence[str]) -> list[Prefe
 
 
 def pair_turn_ids(session: Session, *, user_ids: Sequence[str]) -> list[str]:
-    """Every turn the users' stored pairs were built from (prompts and both replies)."""
+    """Every turn whose text the users' stored pairs hold (prompt, replies, history, ...)."""
     return sorted(
         {t for p in _stored_pairs(session, user_ids) for t in p.sources.get("turn_ids", [])}
     )

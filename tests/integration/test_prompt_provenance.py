@@ -16,9 +16,9 @@ from alembic import command
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from adapters.dataset_sources import snapshot_owner
+from adapters.dataset_sources import preference_pairs, snapshot_owner
 from adapters.deletion import DerivedFiles, purge_for_deleted_data
-from adapters.records import DatasetSnapshot
+from adapters.records import AdapterRecord, DatasetSnapshot
 from memory import pairs
 from memory.records import db
 from memory.records.tables import Feedback, Memory, MemorySource, Thread, Turn, User
@@ -80,6 +80,16 @@ def _store_later_prompt(session: Session, ids: dict[str, str]) -> None:
     )
 
 
+def _pair_on_later_reply(session: Session, ids: dict[str, str]) -> None:
+    """Store the second reply's prompt, edit the reply, build the pair."""
+    _store_later_prompt(session, ids)
+    session.add(
+        Feedback(user_id=ids["user"], turn_id=ids["reply2"], rating="down", edited_text="Stew.")
+    )
+    session.flush()
+    pairs.build_pairs(session, user_id=ids["user"], turn_id=ids["reply2"])
+
+
 def _rows_with(session: Session, needle: str) -> list[str]:
     """Stored prompts and pairs whose JSON holds ``needle``."""
     found = [
@@ -100,12 +110,7 @@ def test_deleting_a_history_turn_reaches_prompts_pairs_and_snapshots(
 ) -> None:
     with Session(migrated_engine) as s:
         ids = _conversation(s)
-        _store_later_prompt(s, ids)
-        s.add(
-            Feedback(user_id=ids["user"], turn_id=ids["reply2"], rating="down", edited_text="Stew.")
-        )
-        s.flush()
-        pairs.build_pairs(s, user_id=ids["user"], turn_id=ids["reply2"])
+        _pair_on_later_reply(s, ids)
         s.commit()
         stored = pairs.prompt_of(s, ids["reply2"])
         assert stored is not None
@@ -116,9 +121,20 @@ def test_deleting_a_history_turn_reaches_prompts_pairs_and_snapshots(
         (pair,) = s.exec(select(pairs.PreferencePair)).all()
         assert ids["first"] in pair.sources["turn_ids"] and ids["old"] in pair.sources["turn_ids"]
         snapshot = snapshot_owner(s, owner_kind="user", owner_id=ids["user"], root=str(tmp_path))
+        adapter = AdapterRecord(
+            owner_kind="user",
+            owner_id=ids["user"],
+            version=1,
+            kind="dpo",
+            name=f"{ids['user']}-dpo-v1",
+            base_model="tiny",
+            dataset_snapshot_id=snapshot.id,
+        )
+        s.add(adapter)
         s.commit()
         assert ids["first"] in snapshot.source_turn_ids
         assert _rows_with(s, CANARY) != []
+        adapter_id = adapter.id
 
     # The cascade's steps for the early turn (``Deletion.turn`` runs them in this order).
     with Session(migrated_engine) as s:
@@ -131,6 +147,8 @@ def test_deleting_a_history_turn_reaches_prompts_pairs_and_snapshots(
         assert pairs.prompt_of(s, ids["reply2"]) is None
         assert _rows_with(s, CANARY) == []
         assert s.exec(select(DatasetSnapshot)).all() == []
+        retired = s.get(AdapterRecord, adapter_id)  # trained on the history turn's text
+        assert retired is not None and retired.status == "retired"
         assert not any(CANARY.encode() in p.read_bytes() for p in tmp_path.rglob("*.jsonl"))
         # New feedback on the later reply has no prompt left to build a pair from.
         s.add(
@@ -139,6 +157,22 @@ def test_deleting_a_history_turn_reaches_prompts_pairs_and_snapshots(
         s.flush()
         assert pairs.build_pairs(s, user_id=ids["user"], turn_id=ids["reply2"])["skipped"] == 1
         assert _rows_with(s, CANARY) == []
+
+
+def test_a_pair_naming_a_reply_as_history_does_not_hide_that_replys_own_edit(
+    migrated_engine: Engine,
+) -> None:
+    with Session(migrated_engine) as s:
+        ids = _conversation(s)
+        _pair_on_later_reply(s, ids)
+        # The first reply has no stored prompt (say it was recorded before prompts were
+        # kept), so its edit makes a pair from the plain question.
+        s.add(
+            Feedback(user_id=ids["user"], turn_id=ids["reply1"], rating="down", edited_text="OK!")
+        )
+        s.flush()
+        found = preference_pairs(s, user_ids=[ids["user"]])
+        assert {p.source_id for p in found} == {ids["second"], ids["reply1"]}
 
 
 def test_a_regeneration_inherits_the_sources_of_the_prompt_it_resends(
