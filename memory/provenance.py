@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, or_, select
 
 from memory.persona.document import normalize
 from memory.records.tables import (
@@ -60,10 +60,10 @@ def memory_source_turns(session: Session, memory_ids: Sequence[str]) -> set[str]
 
 
 def profile_source_turns(session: Session, *, user_id: str) -> set[str]:
-    """The turns whose words the profile holds now: its instructions' and current values'.
+    """The turns whose words the profile holds now: its instructions', values', interests'.
 
     A field's current value was set by its latest change; only changes made by a turn
-    (not edits or style recomputations) name one.
+    (not edits or style recomputations) name one. Interests: see :func:`_interest_turns`.
     """
     profile = session.get(Profile, user_id)
     if profile is None:
@@ -78,7 +78,28 @@ def profile_source_turns(session: Session, *, user_id: str) -> set[str]:
     ):
         latest[change.field] = change.source_turn_id  # a later change of the field wins
     found.update(t for f, t in latest.items() if t and f in data)
+    found |= _interest_turns(session, user_id, data.get("interests", []))
     return found
+
+
+def _interest_turns(session: Session, user_id: str, interests: Sequence[str]) -> set[str]:
+    """The user's messages that name one of the profile's interests.
+
+    Noticed interests are words of the user's messages but name no turn (the style
+    refresh reads many at once), so every message that says one counts as its source.
+    """
+    topics = [t.lower() for t in interests if isinstance(t, str) and t.strip()]
+    if not topics:
+        return set()
+    said = func.lower(Turn.content)
+    rows = session.exec(
+        select(Turn.id).where(
+            Turn.user_id == user_id,
+            Turn.role == "user",
+            or_(*(said.contains(t, autoescape=True) for t in topics)),
+        )
+    )
+    return set(rows)
 
 
 def learned_source_turns(session: Session, *, user_id: str) -> set[str]:

@@ -21,7 +21,7 @@ from adapters.deletion import DerivedFiles, purge_for_deleted_data
 from adapters.records import AdapterRecord, DatasetSnapshot
 from memory import pairs
 from memory.records import db
-from memory.records.tables import Feedback, Memory, MemorySource, Thread, Turn, User
+from memory.records.tables import Feedback, Memory, MemorySource, Profile, Thread, Turn, User
 
 CANARY = "zebra-canary-7f3q marmalade"
 
@@ -173,6 +173,18 @@ def test_a_pair_naming_a_reply_as_history_does_not_hide_that_replys_own_edit(
         s.flush()
         found = preference_pairs(s, user_ids=[ids["user"]])
         assert {p.source_id for p in found} == {ids["second"], ids["reply1"]}
+
+
+def test_a_prompt_names_the_messages_its_interests_came_from(migrated_engine: Engine) -> None:
+    with Session(migrated_engine) as s:
+        ids = _conversation(s)
+        said = _turn(ids["user"], "thr_old", "user", "I really love Quokka_Canary hikes.")
+        s.add(said)
+        s.add(Profile(user_id=ids["user"], data={"interests": ["quokka_canary hikes"]}))
+        s.flush()
+        _store_later_prompt(s, ids)
+        stored = pairs.prompt_of(s, ids["reply2"])
+        assert stored is not None and said.id in stored.source_turn_ids
 
 
 def test_a_regeneration_inherits_the_sources_of_the_prompt_it_resends(
