@@ -8,7 +8,7 @@ with a KV cache, so sampling uses a per-request :class:`torch.Generator` (a ``se
 reproduces a reply even beside other requests) and stop strings, cancellation and
 streaming are checked between tokens. A gate admits ``max_concurrency`` decodes at once;
 loading or unloading an adapter (which changes modules) waits until no decode runs; an
-adapter serves only while its files are on disk.
+adapter serves only while its files are on disk (``adapters.loaded_adapters``).
 """
 
 from __future__ import annotations
@@ -23,18 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from adapters.decoding import BASE_ADAPTER, Sampling, decode, hook_lora_layers
-from adapters.errors import AdapterNotFoundError, ModelNotFoundError
+from adapters.decoding import Sampling, decode
+from adapters.errors import ModelNotFoundError
 from adapters.generation_gate import Cancelled, GenerationGate
+from adapters.loaded_adapters import LoadedAdapters
 from adapters.model_store import model_id_for
 from adapters.streaming import GenerationChunk, GenerationResult
 
 logger = logging.getLogger(__name__)
-
-ADAPTER_CONFIG = "adapter_config.json"
 
 
 def pick_device(device: str) -> torch.device:
@@ -73,11 +71,8 @@ class LocalEngine:
         self.model_id = model_id
         self.adapters_dir = adapters_dir
         self.device = model.device
-        self._peft: PeftModel | None = None
-        self._loaded: dict[str, Path] = {}
-        self._hooked: set[int] = set()
-        self._load_lock = threading.Lock()
         self._gate = GenerationGate(max_concurrency)
+        self.adapters = LoadedAdapters(model, adapters_dir, self._gate)
         self._eos_ids = self._collect_eos_ids()
 
     @classmethod
@@ -161,86 +156,26 @@ class LocalEngine:
 
     def adapter_names(self) -> set[str]:
         """Adapters available: those on disk under ``adapters_dir`` and those loaded."""
-        names = set(self._loaded)
-        if self.adapters_dir is not None and self.adapters_dir.is_dir():
-            names.update(
-                entry.name
-                for entry in self.adapters_dir.iterdir()
-                if (entry / ADAPTER_CONFIG).is_file()
-            )
-        return names
+        return self.adapters.names()
 
     def has_adapter(self, name: str) -> bool:
         """Whether ``name`` is loaded or loadable with its files still on disk (never blocks)."""
-        if name in self._loaded:
-            return (self._loaded[name] / ADAPTER_CONFIG).is_file()
-        return self._adapter_path(name) is not None
-
-    def _adapter_path(self, name: str) -> Path | None:
-        """``adapters_dir / name`` when it holds an adapter; names cannot leave the dir."""
-        if self.adapters_dir is None or not _is_plain_name(name):
-            return None
-        path = self.adapters_dir / name
-        return path if (path / ADAPTER_CONFIG).is_file() else None
+        return self.adapters.has(name)
 
     def load_adapter(self, name: str, path: Path | None = None) -> None:
-        """Load a LoRA adapter under ``name`` (a no-op when already loaded).
+        """Load adapter ``name`` from ``path`` (default: ``adapters_dir / name``).
 
-        Waits until no decode runs, since loading changes the model's modules.
-
-        Args:
-            name: The adapter's name in requests.
-            path: Its directory; defaults to ``adapters_dir / name``.
-
-        Raises:
-            AdapterNotFoundError: No adapter is found there.
+        See :meth:`LoadedAdapters.load`: waits for decodes, a no-op when already loaded,
+        :class:`~adapters.errors.AdapterNotFoundError` when no adapter is there.
         """
-        if not _is_plain_name(name):
-            raise AdapterNotFoundError(name)
-        with self._load_lock:
-            if name in self._loaded:
-                return
-            source = path if path is not None else self._adapter_path(name)
-            if source is None or not (source / ADAPTER_CONFIG).is_file():
-                raise AdapterNotFoundError(name)
-            started = time.perf_counter()
-            with self._gate.exclusive():
-                if self._peft is None:
-                    self._peft = PeftModel.from_pretrained(
-                        self.model, str(source), adapter_name=name, is_trainable=False
-                    )
-                else:
-                    self._peft.load_adapter(str(source), adapter_name=name, is_trainable=False)
-                self._peft.eval()
-                hook_lora_layers(self.model, self._hooked)
-            self._loaded[name] = source
-            logger.info("loaded adapter %s in %.2f s", name, time.perf_counter() - started)
+        self.adapters.load(name, path)
 
     def unload_adapter(self, name: str) -> bool:
         """Drop a loaded adapter (waiting until no decode runs); whether it was loaded.
 
         A later request naming it loads it again only if its files are still on disk.
         """
-        with self._load_lock:
-            if name not in self._loaded:
-                return False
-            with self._gate.exclusive():
-                assert self._peft is not None
-                self._peft.delete_adapter(name)
-            del self._loaded[name]
-        logger.info("unloaded adapter %s", name)
-        return True
-
-    def _ensure_adapter(self, adapter: str | None) -> list[str]:
-        """Load ``adapter`` if needed; return the ``adapter_names`` for a batch of one."""
-        if adapter is None or adapter == BASE_ADAPTER:
-            return [BASE_ADAPTER]
-        if adapter in self._loaded and not self.has_adapter(adapter):
-            self.unload_adapter(adapter)  # its files were deleted: stop serving it
-            raise AdapterNotFoundError(adapter)
-        if adapter not in self._loaded:
-            self.load_adapter(adapter)
-        return [adapter]
+        return self.adapters.unload(name)
 
     # -- generation -------------------------------------------------------------------
 
@@ -381,7 +316,7 @@ class LocalEngine:
         cancel: threading.Event,
     ) -> Iterator[GenerationChunk]:
         """Resolve the adapter and the prompt now; return the decode to iterate."""
-        names = self._ensure_adapter(adapter)
+        names = self.adapters.resolve(adapter)
         prompt_ids = self.encode_chat(messages)
         return self._decode(prompt_ids, names, sampling, cancel)
 
@@ -409,14 +344,3 @@ class LocalEngine:
 
     def _decode_text(self, ids: list[int]) -> str:
         return str(self.tokenizer.decode(ids, skip_special_tokens=True))
-
-
-def _is_plain_name(name: str) -> bool:
-    """Whether ``name`` can name a directory inside ``adapters_dir`` and no other."""
-    return (
-        bool(name)
-        and name not in {".", "..", BASE_ADAPTER}
-        and "/" not in name
-        and "\\" not in name
-        and "\x00" not in name
-    )

@@ -151,7 +151,7 @@ def test_promote_rollback_retire_point_the_user_and_the_engine(engine: Engine, t
     backend = LocalBackend(local)
 
     def loaded() -> set[str]:
-        return set(local._loaded)  # what publication loaded, before any request
+        return local.adapters.loaded()  # what publication loaded, before any request
 
     with Session(engine) as session:
         user, _ = _seed(session)

@@ -76,7 +76,7 @@ def loaded(api: Api) -> set[str]:
     """The adapters the serving engine holds in memory (published, or loaded by a request)."""
     backend = api.services.backend
     assert isinstance(backend, LocalBackend)
-    return set(backend.engine._loaded)
+    return backend.engine.adapters.loaded()
 
 
 async def target_of_a_turn(api: Api, key: str) -> str:
