@@ -12,7 +12,7 @@ that user itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from langchain_core.language_models import BaseChatModel
@@ -25,6 +25,7 @@ from memory.extraction.extractor import Candidate, Extractor, content_hash
 from memory.extraction.summaries import ended_threads, summarize_session, thread_turns
 from memory.records.tables import Memory, MemorySource, Turn, utcnow
 from memory.retrieval.deferred import DeferredIndexer
+from memory.retrieval.keys import stored_keys, turn_keys
 from memory.retrieval.protocols import Embedder, IndexEntry, LexicalIndex, VectorIndex
 from memory.retrieval.search import Mode, load_links, load_rows, search, to_views
 from memory.views import MemoryView, NewMemory, SourceRef
@@ -79,12 +80,19 @@ class MemoryService:
     # ---- writes -------------------------------------------------------------------------
 
     def add(
-        self, user_id: str, items: Sequence[NewMemory], *, dense: bool = True
+        self,
+        user_id: str,
+        items: Sequence[NewMemory],
+        *,
+        dense: bool = True,
+        keys: Sequence[str] | None = None,
     ) -> list[MemoryView]:
         """Write ``items`` (embedding them in batches) and return them.
 
         With ``dense=False`` only the rows and the lexical index are written; the caller
         owes an :meth:`index_dense` for them (:meth:`import_turns` schedules it).
+        ``keys``, one per item, are what the indexes hold instead of the text
+        (``memory.retrieval.keys``); default: rebuilt from the store.
         """
         if not items:
             return []
@@ -103,7 +111,7 @@ class MemoryService:
             )
             for item in items
         ]
-        self._index(user_id, rows, dense=dense)
+        self._index(user_id, rows, dense=dense, keys=keys)
         links = [
             MemorySource(
                 memory_id=row.id, turn_id=s.turn_id, external_id=s.external_id, user_id=user_id
@@ -121,12 +129,18 @@ class MemoryService:
     def index_turns(self, turns: Sequence[Turn], *, dense: bool = True) -> list[MemoryView]:
         """Index turns as episodic memories, so they are searchable before the next turn.
 
-        ``dense=False`` writes rows and terms only (see :meth:`add`).
+        Each is indexed by its key (``memory.retrieval.keys.turn_keys``: speaker, date and
+        the turns next to it among ``turns``), shown by its text. ``dense=False`` writes
+        rows and terms only (see :meth:`add`).
         """
         by_user: dict[str, list[NewMemory]] = {}
-        for t in turns:
+        keys_of: dict[str, list[str]] = {}
+        for t, key in zip(
+            turns, turn_keys(turns, context_chars=self.settings.index_context_chars), strict=True
+        ):
             if not t.content.strip():
                 continue
+            keys_of.setdefault(t.user_id, []).append(key)
             by_user.setdefault(t.user_id, []).append(
                 NewMemory(
                     kind="episodic",
@@ -140,7 +154,7 @@ class MemoryService:
         return [
             view
             for user_id, items in by_user.items()
-            for view in self.add(user_id, items, dense=dense)
+            for view in self.add(user_id, items, dense=dense, keys=keys_of[user_id])
         ]
 
     def import_turns(self, turns: Sequence[Turn]) -> list[MemoryView]:
@@ -154,18 +168,32 @@ class MemoryService:
         if self.settings.import_dense == "inline":
             return self.index_turns(turns)
         views = self.index_turns(turns, dense=False)
-        user_of = {t.id: t.user_id for t in turns}
-        by_user: dict[str, list[str]] = {}
+        by_turn = {
+            t.id: (t, key)
+            for t, key in zip(
+                turns,
+                turn_keys(turns, context_chars=self.settings.index_context_chars),
+                strict=True,
+            )
+        }
+        by_user: dict[str, dict[str, str]] = {}
         for view in views:  # an episodic memory's one source is its turn
-            by_user.setdefault(user_of[str(view.sources[0]["turn_id"])], []).append(view.id)
+            turn, key = by_turn[str(view.sources[0]["turn_id"])]
+            by_user.setdefault(turn.user_id, {})[view.id] = key
         self._deferred.submit(by_user)
         return views
 
-    def index_dense(self, user_id: str, memory_ids: Sequence[str] | None = None) -> int:
+    def index_dense(
+        self,
+        user_id: str,
+        memory_ids: Sequence[str] | None = None,
+        keys: Mapping[str, str] | None = None,
+    ) -> int:
         """Embed and store vectors for the user's memories (all when ``memory_ids`` is None).
 
-        Idempotent (vectors are upserted); memories deleted meanwhile are skipped.
-        Returns how many were indexed.
+        ``keys`` (memory id → key) are embedded where given, keys rebuilt from the store
+        elsewhere. Idempotent (vectors are upserted); memories deleted meanwhile are
+        skipped. Returns how many were indexed.
         """
         query = select(Memory).where(Memory.user_id == user_id)
         if memory_ids is not None:
@@ -175,27 +203,12 @@ class MemoryService:
         step = max(self.settings.embed_batch_size * 8, 256)
         for i in range(0, len(rows), step):
             batch = rows[i : i + step]
-            self._index(user_id, batch, lexical=False)
-            self._drop_vanished(user_id, [r.id for r in batch])
+            given = [keys.get(r.id) for r in batch] if keys is not None else []
+            whole = [k for k in given if k is not None]
+            self._index(
+                user_id, batch, lexical=False, keys=whole if len(whole) == len(batch) else None
+            )
         return len(rows)
-
-    def _drop_vanished(self, user_id: str, memory_ids: Sequence[str]) -> None:
-        """Remove the vectors of ``memory_ids`` deleted while they were being written.
-
-        A deletion removes rows, then vectors; an indexer that read the rows before and
-        upserts after would bring back a deleted memory (or a deleted user's collection).
-        Checked after the upsert, so one of the two always removes the vectors last.
-        """
-        with self._session() as session:
-            alive = set(session.exec(select(Memory.id).where(col(Memory.id).in_(memory_ids))))
-            left = session.exec(select(Memory.id).where(Memory.user_id == user_id)).first()
-        vanished = [m for m in memory_ids if m not in alive]
-        if not vanished:
-            return
-        if left is None:
-            self.vectors.delete_user(user_id)  # nothing of theirs is left: no collection either
-        else:
-            self.vectors.delete(user_id, vanished)
 
     def dense_backlog(self, user_id: str) -> int:
         """How many of the user's memories have no vector yet (deferred indexing)."""
@@ -382,11 +395,23 @@ class MemoryService:
         self.lexical.delete_user(user_id)
 
     def _index(
-        self, user_id: str, rows: Sequence[Memory], *, dense: bool = True, lexical: bool = True
+        self,
+        user_id: str,
+        rows: Sequence[Memory],
+        *,
+        dense: bool = True,
+        lexical: bool = True,
+        keys: Sequence[str] | None = None,
     ) -> None:
-        entries = [IndexEntry(r.id, r.text, r.kind, r.created_at.timestamp()) for r in rows]
+        if keys is None:
+            stored = stored_keys(self.engine, rows)
+            keys = [stored[r.id] for r in rows]
+        entries = [
+            IndexEntry(r.id, key, r.kind, r.created_at.timestamp())
+            for r, key in zip(rows, keys, strict=True)
+        ]
         if dense:
-            self.vectors.upsert(user_id, entries, self.embedder.embed([r.text for r in rows]))
+            self.vectors.upsert(user_id, entries, self.embedder.embed(list(keys)))
         if lexical:
             self.lexical.upsert(user_id, entries)
 
@@ -406,8 +431,11 @@ class MemoryService:
         """The user's memories most relevant to ``query``, best first.
 
         See :func:`memory.retrieval.search.search` for the modes (``hybrid`` fuses dense, lexical
-        and recency rankings, then applies the priors) and the arguments.
+        and recency rankings, then applies the priors) and the arguments. While a deferred
+        import of the user's is still writing vectors in this process, the search waits
+        for it up to ``settings.vector_wait_s``, then ranks without the dense index.
         """
+        ready = mode == "lexical" or self._deferred.wait_user(user_id, self.settings.vector_wait_s)
         return search(
             self.engine,
             embedder=self.embedder,
@@ -421,6 +449,7 @@ class MemoryService:
             mode=mode,
             include_invalid=include_invalid,
             exclude_thread_id=exclude_thread_id,
+            dense_ready=ready,
         )
 
     def get(self, user_id: str, memory_id: str) -> MemoryView | None:

@@ -72,21 +72,28 @@ def query_terms(text: str) -> list[str]:
 
 _STOPWORD_TEXT = (
     "a about again am an and any are as at be been before did do does for from had have "
-    "how i i'm i've in is it its me my now of on or our re remind s since so tell that the "
-    "these this to us was we were what when where which who whom why with you your"
+    "how i in is it its me my now of on or our since so that the these this to us was "
+    "we were what when where which who whom why with you your"
+    # pieces of contractions, as the index splits them (what's, I'm, I've, we're)
+    " s m ve re"
 )
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-"""English function words: they match most memories, so they cost time and add little."""
+"""English function words: they match most memories, so they cost time and add little.
+
+Function words only: words of the synthetic suite's question templates ("remind",
+"tell") were removed, since a list fitted to one's own questions does not carry over.
+A longer list by grammatical class (all pronouns, modals, prepositions) did worse on
+LoCoMo's development conversations (recall@10 0.747 against 0.759)."""
 
 
 def strip_stopwords(text: str) -> str:
     """``text``'s words without ``STOPWORDS``; ``text`` itself when nothing else is left.
 
-    Hybrid search queries the lexical index with this: the OR query over content words
-    alone touches far fewer rows (faster) and ranked better on the eval's dev users.
+    Words are split as the lexical index splits them (``query_terms``: "what's" is
+    "what" and "s"). Hybrid search queries the lexical index with this: the OR query
+    over content words alone touches far fewer rows (faster) and ranks better.
     """
-    words = re.findall(r"[\w'-]+", text)
-    kept = [w for w in words if w.lower() not in STOPWORDS]
+    kept = [w for w in query_terms(text) if w not in STOPWORDS]
     return " ".join(kept) or text
 
 

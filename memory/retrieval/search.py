@@ -8,7 +8,8 @@ by the indexes themselves.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from sqlalchemy.engine import Engine
@@ -17,6 +18,7 @@ from sqlmodel import Session, col, select
 from memory.config import MemorySettings
 from memory.records.tables import Memory, MemorySource
 from memory.retrieval.fusion import Fused, apply_priors, memory_prior, reciprocal_rank_fusion
+from memory.retrieval.keys import speakers
 from memory.retrieval.lexical import strip_stopwords
 from memory.retrieval.protocols import Embedder, LexicalIndex, VectorIndex
 from memory.views import MemoryView
@@ -38,13 +40,15 @@ def search(
     mode: Mode = "hybrid",
     include_invalid: bool = False,
     exclude_thread_id: str | None = None,
+    dense_ready: bool = True,
 ) -> list[MemoryView]:
     """The user's memories most relevant to ``query``, best first.
 
     ``hybrid`` fuses dense, lexical (on the query's content words, unless
     ``hybrid_lexical_stopwords``) and recency rankings by reciprocal rank, then applies
-    the priors (``user_said_prior``, ``question_prior``); ``dense`` and ``lexical`` use
-    one retriever (the baselines of the memory eval). In every mode a text repeated in
+    the priors (``speaker_prior``: the one person the query names said it;
+    ``user_said_prior``, ``question_prior``); ``dense`` and ``lexical`` use one
+    retriever (the baselines of the memory eval). In every mode a text repeated in
     several memories is returned once (its best-ranked copy).
 
     Args:
@@ -60,6 +64,9 @@ def search(
         mode: ``hybrid``, ``dense`` or ``lexical``.
         include_invalid: Also superseded memories.
         exclude_thread_id: Leave out memories of this thread.
+        dense_ready: ``False`` while the user's vectors are still being written: hybrid
+            then ranks without the dense index, whose partial ranking would favour
+            whatever happened to be embedded first.
 
     Returns:
         Views with ``score`` and ``ranks`` (the rank each retriever gave) set.
@@ -67,7 +74,7 @@ def search(
     s = settings
     fetch = max(s.fetch_k, k)
     rankings: dict[str, list[str]] = {}
-    if mode in ("hybrid", "dense"):
+    if mode == "dense" or (mode == "hybrid" and dense_ready):
         vector = embedder.embed([query])[0]
         rankings["dense"] = [
             h.memory_id for h in vectors.query(user_id, vector, k=fetch, kinds=kinds)
@@ -89,13 +96,16 @@ def search(
     # Recency alone is a tie-breaker, not evidence of relevance.
     fused = [f for f in fused if set(f.ranks) - {"recency"}]
     rows = load_rows(engine, user_id, [f.id for f in fused])
-    if mode == "hybrid" and (s.user_said_prior or s.question_prior):
+    if mode == "hybrid" and (s.user_said_prior or s.question_prior or s.speaker_prior):
         priors = {
             i: memory_prior(
                 r.speaker, r.text, user_said=s.user_said_prior, question=s.question_prior
             )
             for i, r in rows.items()
         }
+        if s.speaker_prior:
+            for i in named_speaker_ids(engine, query, rows):
+                priors[i] += s.speaker_prior
         unit = max(s.dense_weight, s.lexical_weight) / (s.rrf_k + 1)
         fused = apply_priors(fused, priors, unit=unit)
     kept = _best_distinct(
@@ -105,6 +115,37 @@ def search(
     for view, (_, f) in zip(views, kept, strict=True):
         view.score, view.ranks = round(f.score, 6), f.ranks
     return views
+
+
+FIRST_PERSON = frozenset(
+    ["i", "me", "my", "mine", "myself", "we", "us", "our", "ours", "ourselves"]
+)
+"""Words by which a query names the user: "What's my dog called?" asks about the user."""
+
+
+def named_speaker_ids(engine: Engine, query: str, rows: Mapping[str, Memory]) -> list[str]:
+    """The episodic ``rows`` said by the one speaker whom ``query`` names.
+
+    A speaker is named by name when each word of their name (as an import gave it) is a
+    word of the query, case ignored ("What did Caroline research?"); the user is named
+    by a first-person word ("What's my dog called?"). A query naming no speaker, or
+    several, favours no one.
+    """
+    episodic = [i for i, r in rows.items() if r.kind == "episodic"]
+    said_by = speakers(engine, episodic)
+    words = {w.lower() for w in re.findall(r"[^\W_]+", query)}
+    named = {
+        name
+        for name in set(said_by.values()) - {"user", "assistant"}
+        if (parts := re.findall(r"[^\W_]+", name.lower())) and set(parts) <= words
+    }
+    if words & FIRST_PERSON:
+        if named:
+            return []
+        return [i for i in episodic if rows[i].speaker == "user"]
+    if len(named) != 1:
+        return []
+    return [i for i, name in said_by.items() if name in named]
 
 
 def _best_distinct(

@@ -196,7 +196,12 @@ class ChromaVectorIndex:
             if create:
                 col = self._client.get_or_create_collection(
                     name,
-                    configuration={"hnsw": {"space": "cosine"}},
+                    # ef_search 100 (Chroma's default is 10): at 10 the graph search
+                    # missed near neighbours an exact search finds, about 0.01 of
+                    # LoCoMo recall@10, for under a millisecond at 10k vectors.
+                    configuration={
+                        "hnsw": {"space": "cosine", "ef_search": 100, "ef_construction": 200}
+                    },
                     metadata={"user_id": user_id},
                     embedding_function=None,
                 )

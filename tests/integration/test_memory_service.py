@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -68,6 +69,53 @@ def test_deferred_import_is_found_lexically_at_once_and_densely_after(
     assert dense[0].sources[0]["external_id"] == "s1-0"
 
 
+def test_search_right_after_a_deferred_import_waits_for_that_users_vectors(
+    memory: MemoryService,
+) -> None:
+    uid = _user(memory)
+    lines = [("user", f"Note {i}: the heron nests by the mill pond.") for i in range(40)]
+    result = import_history(
+        memory.engine, user_id=uid, sessions=[_session("s1", NOW - timedelta(days=1), *lines)]
+    )
+    memory.import_turns(result.new_turns)
+    hits = memory.search(uid, "where do the birds nest", k=5)  # no wait_dense() first
+    assert memory.dense_backlog(uid) == 0
+    assert all("dense" in (h.ranks or {}) for h in hits)
+
+
+def test_past_the_wait_a_search_ranks_without_the_half_written_dense_index(
+    memory: MemoryService,
+) -> None:
+    memory.settings = memory.settings.model_copy(update={"vector_wait_s": 0.0})
+    uid = _user(memory)
+    memory.add(uid, [NewMemory(kind="fact", text="The user keeps bees.")])
+    memory._deferred._users[uid] = {Future()}  # as if a deferred job were still running
+    try:
+        hits = memory.search(uid, "bees", k=3)
+    finally:
+        memory._deferred._users.clear()
+    assert [h.ranks for h in hits] == [{"lexical": 1}]
+
+
+def test_turns_are_indexed_by_speaker_date_and_neighbours_but_shown_as_said(
+    memory: MemoryService,
+) -> None:
+    uid = _user(memory)
+    turns = [
+        ImportTurn("d1", "user", "Have you been anywhere lately?", "Caroline", NOW),
+        ImportTurn("d2", "assistant", "Yes, twice!", "Melanie", NOW),
+        ImportTurn("d3", "user", "Wow, Melanie, I went to the lighthouse.", "Caroline", NOW),
+    ]
+    result = import_history(memory.engine, user_id=uid, sessions=[ImportSession("s", NOW, turns)])
+    memory.import_turns(result.new_turns)
+    # "twice" is found by its speaker's name and the question it answers.
+    hits = memory.search(uid, "Melanie anywhere lately", k=3, mode="lexical")
+    assert hits[0].sources[0]["external_id"] == "d2" and hits[0].text == "Yes, twice!"
+    # A query naming one speaker favours that speaker's own turns over turns naming them.
+    hybrid = memory.search(uid, "Where did Melanie go?", k=3)
+    assert hybrid[0].sources[0]["external_id"] == "d2"
+
+
 def test_inline_import_writes_vectors_before_returning(memory: MemoryService) -> None:
     memory.settings = memory.settings.model_copy(update={"import_dense": "inline"})
     uid = _user(memory)
@@ -91,7 +139,7 @@ def test_repair_writes_vectors_a_crash_left_behind_but_not_those_in_flight(
 ) -> None:
     uid = _user(memory)
     memory.add(uid, [NewMemory(kind="fact", text="The user keeps bees.")], dense=False)
-    memory._deferred._users[uid] = 1  # as if this process's thread were writing them
+    memory._deferred._users[uid] = {Future()}  # as if this process's thread were writing them
     assert memory.repair_dense(uid) == 0 and memory.dense_backlog(uid) == 1
     memory._deferred._users.clear()  # the thread died with its process
     assert memory.repair_dense(uid) == 1 and memory.dense_backlog(uid) == 0
@@ -138,7 +186,7 @@ def test_a_summary_model_gets_the_prompt_file(memory: MemoryService) -> None:
     assert model.calls[0][0].text == prompt
 
 
-def test_search_returns_a_repeated_text_once_and_prefers_what_the_user_said(
+def test_search_returns_a_repeated_text_once_and_a_first_person_query_favours_the_user(
     memory: MemoryService,
 ) -> None:
     uid = _user(memory)
@@ -155,4 +203,4 @@ def test_search_returns_a_repeated_text_once_and_prefers_what_the_user_said(
         texts = [v.text for v in memory.search(uid, "garden", k=4, mode=mode)]
         assert sorted(texts) == sorted(set(texts)) and len(texts) == 3, mode
     hybrid = memory.search(uid, "tell me about my garden", k=3)
-    assert hybrid[0].text == "My garden has six apple trees."
+    assert [h.speaker for h in hybrid] == ["user", "user", "assistant"]
