@@ -163,14 +163,8 @@ class Core:
 def build_deletion(core: Core) -> Deletion:
     """The deletion cascades, with everything derived from users' data they must reach."""
     settings = core.settings
-
-    def unload(name: str) -> object:
-        # Only a backend this process already loaded can be serving the adapter.
-        engine = getattr(core.loaded_backend, "engine", None)
-        drop = getattr(engine, "unload_adapter", None)
-        return drop(name) if callable(drop) else None
-
-    files = derived_files(settings.model, settings.training, unload)
+    # Only a backend this process already loaded can be serving the adapter.
+    files = derived_files(settings.model, settings.training, core.unpublish)
     assert settings.graph.checkpoint_url is not None
     return Deletion(
         core.engine,

@@ -208,6 +208,7 @@ async def test_group_adapter_serves_users_without_their_own(served_api: Api):
     listing = await _adapters(api, poor, poor_key)
     assert listing["serving"]["kind"] == "base"
     assert listing["group"][0]["status"] == "retired"
+    assert loaded(api) == set()  # the deletion released it from the serving engine
     with Session(api.services.engine) as session:
         assert session.exec(select(Sample).where(Sample.user_id == rich)).first() is None
 
