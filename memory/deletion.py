@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from memory import pairs
 from memory.export import delete_turn
 from memory.records import jobs, repo
-from memory.records.tables import ApiKey, utcnow
+from memory.records.tables import ApiKey, Memory, MemorySource, Turn, utcnow
 from memory.service import MemoryService
 
 
@@ -79,7 +79,10 @@ class Deletion:
         with Session(self.engine) as session:
             removed_pairs = pairs.delete_for_turns(session, user_id=user_id, turn_ids=[turn_id])
             session.commit()
+            neighbours = neighbour_memories(session, user_id=user_id, turn_id=turn_id)
         thread_id = delete_turn(self.engine, self.memory, user_id, turn_id)
+        # Their index keys quoted the turn (``memory.retrieval``: a turn's neighbours).
+        self.memory.reindex(user_id, neighbours)
         # A distill job that read the turn before it went may have written since; what it
         # wrote before the turn's row went is found now, what it writes after it removes
         # itself (``workers.handlers.distill`` re-runs this cascade).
@@ -111,6 +114,36 @@ class Deletion:
         out["jobs"] = jobs.delete_for_user(self.engine, user_id, keep=keep_job_ids)
         self._finish(user_id, None)
         return out
+
+
+def neighbour_memories(session: Session, *, user_id: str, turn_id: str) -> list[str]:
+    """The episodic memories of the turns next to ``turn_id`` in its thread.
+
+    An episodic memory's index key may quote the turns before and after its own; those
+    are re-indexed once the turn is gone. Turns that share its timestamp count as next.
+    """
+    turn = session.get(Turn, turn_id)
+    if turn is None or turn.user_id != user_id:
+        return []
+    others = session.exec(
+        select(Turn.id, Turn.created_at).where(Turn.thread_id == turn.thread_id, Turn.id != turn_id)
+    ).all()
+    earlier = [t for t in others if t[1] < turn.created_at]
+    later = [t for t in others if t[1] > turn.created_at]
+    near = {i for i, at in others if at == turn.created_at}
+    if earlier:
+        near.add(max(earlier, key=lambda t: t[1])[0])
+    if later:
+        near.add(min(later, key=lambda t: t[1])[0])
+    if not near:
+        return []
+    return list(
+        session.exec(
+            select(MemorySource.memory_id)
+            .join(Memory, col(Memory.id) == col(MemorySource.memory_id))
+            .where(col(MemorySource.turn_id).in_(sorted(near)), Memory.kind == "episodic")
+        )
+    )
 
 
 def revoke_keys(session: Session, *, user_id: str) -> int:

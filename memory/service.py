@@ -208,7 +208,43 @@ class MemoryService:
             self._index(
                 user_id, batch, lexical=False, keys=whole if len(whole) == len(batch) else None
             )
+            self._drop_vanished(user_id, [r.id for r in batch])
         return len(rows)
+
+    def reindex(self, user_id: str, memory_ids: Sequence[str]) -> int:
+        """Index the user's ``memory_ids`` again, keys rebuilt from the store; how many.
+
+        For memories whose index entries quote a turn being deleted (an episodic key holds
+        its neighbours' words): the new entries replace the old ones.
+        """
+        with self._session() as session:
+            rows = list(
+                session.exec(
+                    select(Memory).where(Memory.user_id == user_id, col(Memory.id).in_(memory_ids))
+                )
+            )
+        if rows:
+            self._index(user_id, rows)
+            self._drop_vanished(user_id, [r.id for r in rows])
+        return len(rows)
+
+    def _drop_vanished(self, user_id: str, memory_ids: Sequence[str]) -> None:
+        """Remove the vectors of ``memory_ids`` deleted while they were being written.
+
+        A deletion removes rows, then vectors; an indexer that read the rows before and
+        upserts after would bring back a deleted memory (or a deleted user's collection).
+        Checked after the upsert, so one of the two always removes the vectors last.
+        """
+        with self._session() as session:
+            alive = set(session.exec(select(Memory.id).where(col(Memory.id).in_(memory_ids))))
+            left = session.exec(select(Memory.id).where(Memory.user_id == user_id)).first()
+        vanished = [m for m in memory_ids if m not in alive]
+        if not vanished:
+            return
+        if left is None:
+            self.vectors.delete_user(user_id)  # nothing of theirs is left: no collection either
+        else:
+            self.vectors.delete(user_id, vanished)
 
     def dense_backlog(self, user_id: str) -> int:
         """How many of the user's memories have no vector yet (deferred indexing)."""

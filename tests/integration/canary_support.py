@@ -1,9 +1,10 @@
 """The canary deletion test's flow and its scans of every store.
 
-A canary is a unique string. :func:`seed` puts one in a user turn, in an edit given as
-feedback on its reply and (optionally) in a writing sample, and lets it flow through
-distillation, a preference pair, a dataset snapshot, a training run (finished, and one
-interrupted mid-run that leaves its work directory), a session summary and an export.
+A canary is a unique string. :func:`seed` puts one in a user turn and (optionally) in a
+writing sample, and another (or the same) in an edit given as feedback on its reply, and
+lets them flow through distillation, a preference pair, a dataset snapshot, a training run
+(finished, and one interrupted mid-run that leaves its work directory), a session summary
+and an export.
 The scans then look for the canary's bytes in every file under a directory, every
 PostgreSQL table, every Chroma collection and every Redis key.
 """
@@ -36,7 +37,7 @@ class Seeded:
     question_id: str
     """The user turn holding the canary."""
     reply_id: str
-    """Its reply, whose feedback edit holds the canary."""
+    """Its reply, whose feedback holds the edit."""
     thread_id: str
 
 
@@ -62,12 +63,16 @@ async def _feedback(api: Api, key: str, turn_id: str, **extra: Any) -> None:
     assert r.status_code in (200, 201, 202), r.text
 
 
-async def seed(api: Api, name: str, canary: str, *, sample: bool) -> Seeded:
-    """Put ``canary`` into a new user's data and let it reach every derived store."""
+async def seed(api: Api, name: str, canary: str, *, edit: str, sample: bool) -> Seeded:
+    """Put ``canary`` into a new user's data and let it reach every derived store.
+
+    ``canary`` goes into a user turn (and a writing sample when ``sample``), ``edit`` into
+    the edit given as feedback on that turn's reply.
+    """
     user_id, key = api.new_user(name)
     first = await chat(api, key, f"I have a dog named {canary}. He loves the park.", None)
     thread_id, reply_id = first["attune"]["thread_id"], first["attune"]["turn_id"]
-    await _feedback(api, key, reply_id, rating="down", edited_text=f"What a lovely name, {canary}!")
+    await _feedback(api, key, reply_id, rating="down", edited_text=f"What a lovely name, {edit}!")
     for i in range(FOLLOW_UPS):  # the canary turn is history in every one of these
         reply = await chat(api, key, f"Tell me about walk number {i}.", thread_id)
         await _feedback(api, key, reply["attune"]["turn_id"], rating="up")

@@ -25,6 +25,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,39 +61,51 @@ def log_file(settings: Settings) -> Iterator[Path]:
     handler.close()
 
 
-def _canaries() -> tuple[str, str]:
-    # Lower-case letters and digits: the FTS tokenizer keeps them as one unchanged term.
-    return f"canaryturn{uuid.uuid4().hex[:12]}", f"canaryuser{uuid.uuid4().hex[:12]}"
+def _canaries() -> tuple[str, str, str]:
+    """The deleted turn's, the edit on its reply's, the deleted user's."""
+    # Lower-case letters and digits: the FTS tokenizer keeps each as one unchanged term.
+    return tuple(f"canary{kind}{uuid.uuid4().hex[:12]}" for kind in ("turn", "edit", "user"))  # type: ignore[return-value]
 
 
 Scan = Callable[[str], dict[str, list[str]]]
 
 
-async def _flow_and_delete(api: Api, turn_canary: str, user_canary: str, scan: Scan) -> None:
-    """Seed both canaries everywhere, then delete the turn (and its reply) and the user.
+async def _flow_and_delete(api: Api, canaries: tuple[str, str, str], scan: Scan) -> dict[str, Any]:
+    """Seed the canaries everywhere, delete the turn, its reply and the user; what is left.
 
-    ``scan`` finds where a canary is; before the deletions it must find it in every store
-    kind it reports on (so the scans are shown to see copies at all).
+    ``scan`` finds where a canary is; before the deletions it must find each in every
+    store kind it reports on (so the scans are shown to see copies at all). The turn's
+    canary is scanned for right after the turn's own deletion, before its reply's (which
+    would hide a copy kept in what was derived from the reply, its index key for one).
     """
-    a = await canary.seed(api, "turnowner", turn_canary, sample=False)
-    b = await canary.seed(api, "userowner", user_canary, sample=True)
+    turn_canary, edit_canary, user_canary = canaries
+    a = await canary.seed(api, "turnowner", turn_canary, edit=edit_canary, sample=False)
+    b = await canary.seed(api, "userowner", user_canary, edit=user_canary, sample=True)
     for seeded in (a, b):
         await canary.train(api, seeded)
         canary.interrupted_run(api, seeded, run_id=f"interrupted-{seeded.user_id}")
-    for seeded, needle in ((a, turn_canary), (b, user_canary)):
+    for seeded, needles in ((a, (turn_canary, edit_canary)), (b, (user_canary,))):
         r = await api.client.get(f"/v1/users/{seeded.user_id}/export", headers=api.auth(seeded.key))
-        assert r.status_code == 200 and needle in r.text, "the export holds the canary"
-    for needle in (turn_canary, user_canary):
+        assert r.status_code == 200 and all(n in r.text for n in needles), "the export holds it"
+    for needle in canaries:
         before = scan(needle)
-        assert all(before.values()), before
+        assert all(before.values()), (needle, before)
 
-    # The turn: the user's message, then the reply whose feedback holds the edit.
-    for turn_id in (a.question_id, a.reply_id):
-        await canary.delete(api, f"/v1/users/{a.user_id}/turns/{turn_id}", a.key)
+    left: dict[str, Any] = {}
+    await canary.delete(api, f"/v1/users/{a.user_id}/turns/{a.question_id}", a.key)
+    left["turn, before its reply is deleted"] = scan(turn_canary)
+    await canary.delete(api, f"/v1/users/{a.user_id}/turns/{a.reply_id}", a.key)
     await canary.delete(api, f"/v1/users/{b.user_id}", b.key)
-    assert not any(
-        p.name.startswith("interrupted-") for p in api.services.settings.training.work_dir.iterdir()
-    ), "the interrupted runs' work directories are gone"
+    for needle in canaries:
+        left[needle] = scan(needle)
+    work_dir = api.services.settings.training.work_dir
+    left["interrupted runs"] = [p.name for p in work_dir.iterdir() if p.name.startswith("inter")]
+    return left
+
+
+def _nothing(left: dict[str, Any]) -> dict[str, Any]:
+    """``left`` as it must be: every scan empty."""
+    return {k: {kk: [] for kk in v} if isinstance(v, dict) else [] for k, v in left.items()}
 
 
 @pytest.fixture
@@ -105,23 +118,24 @@ def embedded_settings(settings: Settings, tiny: Path) -> Settings:
 async def test_no_file_under_the_data_dir_holds_a_deleted_canary(
     embedded_settings: Settings, log_file: Path
 ) -> None:
-    turn_canary, user_canary = _canaries()
+    canaries = _canaries()
     data_dir = embedded_settings.data_dir
 
     def scan(needle: str) -> dict[str, list[str]]:
         return {"files": canary.files_with(data_dir, needle)}
 
     async for api in open_api(embedded_settings, ScriptedBackend(script=REPLY)):
-        await _flow_and_delete(api, turn_canary, user_canary, scan)
-        live = {c: canary.files_with(data_dir, c) for c in (turn_canary, user_canary)}
+        left = await _flow_and_delete(api, canaries, scan)
     # And once every process has closed its files (nothing left to flush).
-    closed = {c: canary.files_with(data_dir, c) for c in (turn_canary, user_canary)}
-    assert live == {turn_canary: [], user_canary: []}, live
-    assert closed == {turn_canary: [], user_canary: []}, closed
-    for needle in (turn_canary, user_canary):
-        assert canary.fts_terms_with(data_dir / "attune.db", "memory_fts", needle) == []
-        chroma = data_dir / "vectors" / "chroma.sqlite3"
-        assert canary.fts_terms_with(chroma, "embedding_fulltext_search", needle) == []
+    for needle in canaries:
+        left[f"{needle}, closed"] = scan(needle)
+        left[f"{needle}, FTS terms"] = [
+            *canary.fts_terms_with(data_dir / "attune.db", "memory_fts", needle),
+            *canary.fts_terms_with(
+                data_dir / "vectors" / "chroma.sqlite3", "embedding_fulltext_search", needle
+            ),
+        ]
+    assert left == _nothing(left), left
     assert log_file.read_text(encoding="utf-8"), "the log was written (and scanned)"  # noqa: ASYNC240
 
 
@@ -154,7 +168,7 @@ async def test_no_table_collection_or_key_holds_a_deleted_canary(
     redis_url: str,
     log_file: Path,
 ) -> None:
-    turn_canary, user_canary = _canaries()
+    canaries = _canaries()
 
     def scan(needle: str) -> dict[str, list[str]]:
         return {
@@ -163,14 +177,10 @@ async def test_no_table_collection_or_key_holds_a_deleted_canary(
         }
 
     async for api in open_api(scaled_settings, ScriptedBackend(script=REPLY)):
-        await _flow_and_delete(api, turn_canary, user_canary, scan)
-        found = {
-            needle: {
-                **scan(needle),
+        left = await _flow_and_delete(api, canaries, scan)
+        for needle in canaries:
+            left[f"{needle}, servers"] = {
                 "collections": canary.chroma_items_with(chroma_url, needle),
                 "redis": canary.redis_keys_with(redis_url, needle),
             }
-            for needle in (turn_canary, user_canary)
-        }
-    empty: dict[str, list[str]] = {"tables": [], "collections": [], "redis": [], "files": []}
-    assert found == {turn_canary: empty, user_canary: empty}, found
+    assert left == _nothing(left), left
