@@ -108,7 +108,8 @@ class LLMInstructionDetector:
             )
             extra = _validated(as_model(reply, DetectedUpdates))
         except Exception as exc:  # any model or output failure: the rules' answer stands
-            log.warning("instruction model failed, using the rules alone: %s", exc)
+            # The type only: a validation error quotes the model's output, and so the user.
+            log.warning("instruction model failed (%s), using the rules alone", type(exc).__name__)
             return found
         decided = {u.field for u in found}
         return [*found, *(u for u in extra if u.field not in decided)]

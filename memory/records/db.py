@@ -23,7 +23,9 @@ def make_engine(settings: DatabaseSettings) -> Engine:
     if settings.url is None:
         raise ValueError("database url is not set")
     url = sa.make_url(settings.url)
-    kwargs: dict[str, Any] = {"echo": settings.echo, "future": True}
+    # Statement parameters hold users' text: an error's message (logged, kept on a failed
+    # job) must not quote them.
+    kwargs: dict[str, Any] = {"echo": settings.echo, "future": True, "hide_parameters": True}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from langchain_core.runnables import RunnableConfig
 from sqlmodel import Session
 
@@ -128,3 +129,17 @@ def test_chroma_keeps_no_log_entry_or_free_page_of_a_deleted_vector(tmp_path: Pa
         path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
     )
     assert fresh.get_collection("attune-u-one").get()["ids"] == ["kept"]
+
+
+def test_a_database_error_quotes_no_text(settings: Settings) -> None:
+    """A failed write's message (logged, kept on a failed job) leaves its parameters out."""
+    from sqlalchemy.exc import IntegrityError
+
+    from memory.records.tables import Memory
+
+    engine = db.open_engine(settings.db)
+    with Session(engine) as session, pytest.raises(IntegrityError) as failed:
+        session.add(Memory(user_id="usr_gone", kind="fact", text=f"a {SECRET}", content_hash="h"))
+        session.commit()
+    assert SECRET not in str(failed.value)
+    engine.dispose()
