@@ -93,12 +93,19 @@ def scrub_sqlite(file: SqliteFile) -> bool:
 # Chroma's embedded store logs every write (``embeddings_queue``: id, vector, metadata
 # with the document) and prunes the log only once every segment has persisted it. An
 # add/update/upsert (operations 0-2) followed by a delete (3) of the same id replays to
-# nothing, so it can go at once; so can the log of a collection that no longer exists.
+# nothing, so it can go at once; so can one followed by a full upsert (2, with a vector)
+# of the same id — ``memory.retrieval.vectors`` always upserts every field, so the later
+# entry alone replays to the same record (a re-keyed memory's old vector goes); and so can
+# the log of a collection that no longer exists.
 _CHROMA_LOG_PURGE = (
     "DELETE FROM embeddings_queue WHERE operation != 3 AND EXISTS ("
     " SELECT 1 FROM embeddings_queue AS d WHERE d.operation = 3 AND d.topic ="
     " embeddings_queue.topic AND d.id = embeddings_queue.id AND d.seq_id >"
     " embeddings_queue.seq_id)",
+    "DELETE FROM embeddings_queue WHERE operation IN (0, 2) AND EXISTS ("
+    " SELECT 1 FROM embeddings_queue AS u WHERE u.operation = 2 AND u.vector IS NOT NULL"
+    " AND u.topic = embeddings_queue.topic AND u.id = embeddings_queue.id"
+    " AND u.seq_id > embeddings_queue.seq_id)",
     "DELETE FROM embeddings_queue WHERE NOT EXISTS ("
     " SELECT 1 FROM collections AS c WHERE embeddings_queue.topic LIKE '%/' || c.id)",
 )

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlmodel import Session
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 
-from memory.records.tables import Turn
+from memory.records.tables import Memory, Turn
 from tests.conftest import Api
 
 FOLLOW_UPS = 4
@@ -182,6 +183,35 @@ def fts_terms_with(db_file: Path, table: str, needle: str) -> list[str]:
         return [r[0] for r in rows]
     finally:
         conn.close()
+
+
+def memory_ids_with(engine: Engine, needle: str) -> set[str]:
+    """The memories whose text holds ``needle`` (their vectors are derived from it)."""
+    with Session(engine) as session:
+        return set(session.exec(select(Memory.id).where(col(Memory.text).contains(needle))))
+
+
+def chroma_entries(db_file: Path, ids: set[str]) -> list[str]:
+    """What embedded Chroma still holds of entries ``ids``: records and logged writes.
+
+    Chroma keeps no text of ours (only vectors and ids), so its files are checked by the
+    ids of the memories that held the canary; a logged delete is no copy.
+    """
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    conn = sqlite3.connect(str(db_file))
+    try:
+        stored = conn.execute(
+            f"SELECT embedding_id FROM embeddings WHERE embedding_id IN ({marks})", sorted(ids)
+        ).fetchall()
+        logged = conn.execute(
+            f"SELECT id FROM embeddings_queue WHERE operation != 3 AND id IN ({marks})",
+            sorted(ids),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [f"embeddings:{r[0]}" for r in stored] + [f"embeddings_queue:{r[0]}" for r in logged]
 
 
 def postgres_rows_with(url: str, needle: str) -> list[str]:

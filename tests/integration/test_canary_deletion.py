@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from memory.records import db
 from tests.conftest import Api, open_api
 from tests.fakes import ScriptedBackend
 from tests.integration import canary_support as canary
@@ -121,19 +122,32 @@ async def test_no_file_under_the_data_dir_holds_a_deleted_canary(
     canaries = _canaries()
     data_dir = embedded_settings.data_dir
 
+    chroma = data_dir / "vectors" / "chroma.sqlite3"
+    vectors_of: dict[str, set[str]] = {c: set() for c in canaries}
+
+    engine = db.make_engine(embedded_settings.db)  # the app's database, read beside it
+
     def scan(needle: str) -> dict[str, list[str]]:
-        return {"files": canary.files_with(data_dir, needle)}
+        # Chroma holds vectors, not text: it is checked by the ids of the memories that
+        # held the canary (collected while they exist).
+        vectors_of[needle] |= canary.memory_ids_with(engine, needle)
+        found = {"files": canary.files_with(data_dir, needle)}
+        if vectors_of[needle]:  # the edit's canary is in no memory
+            found["chroma"] = canary.chroma_entries(chroma, vectors_of[needle])
+        return found
 
     async for api in open_api(embedded_settings, ScriptedBackend(script=REPLY)):
         left = await _flow_and_delete(api, canaries, scan)
+    engine.dispose()
     # And once every process has closed its files (nothing left to flush).
     for needle in canaries:
-        left[f"{needle}, closed"] = scan(needle)
+        left[f"{needle}, closed"] = {
+            "files": canary.files_with(data_dir, needle),
+            "chroma": canary.chroma_entries(chroma, vectors_of[needle]),
+        }
         left[f"{needle}, FTS terms"] = [
             *canary.fts_terms_with(data_dir / "attune.db", "memory_fts", needle),
-            *canary.fts_terms_with(
-                data_dir / "vectors" / "chroma.sqlite3", "embedding_fulltext_search", needle
-            ),
+            *canary.fts_terms_with(chroma, "embedding_fulltext_search", needle),
         ]
     assert left == _nothing(left), left
     assert log_file.read_text(encoding="utf-8"), "the log was written (and scanned)"  # noqa: ASYNC240

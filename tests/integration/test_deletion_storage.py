@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,8 @@ def test_chroma_keeps_no_log_entry_or_free_page_of_a_deleted_vector(tmp_path: Pa
         ids=["doomed", "kept"], documents=[f"a {SECRET} sings", "a kept entry"], embeddings=vectors
     )
     gone.upsert(ids=["x"], documents=[f"{SECRET} again"], embeddings=vectors[:1])
+    rekeyed: Any = [[0.4] * 8]
+    col.upsert(ids=["kept"], embeddings=rekeyed, documents=["a kept entry"])  # re-keyed
     col.delete(ids=["doomed"])
     client.delete_collection("attune-u-two")
     file = chroma_embedded(path)
@@ -125,6 +128,9 @@ def test_chroma_keeps_no_log_entry_or_free_page_of_a_deleted_vector(tmp_path: Pa
     scrub_sqlite(file)
     assert [p for p in path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()] == []
     assert col.get(include=["documents"])["documents"] == ["a kept entry"]
+    with sqlite3.connect(file.path) as conn:
+        log = conn.execute("SELECT id, operation FROM embeddings_queue ORDER BY seq_id").fetchall()
+    assert log == [("kept", 2), ("doomed", 3)], "only the latest write of each id is logged"
     fresh = chromadb.PersistentClient(
         path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
     )
