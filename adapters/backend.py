@@ -36,7 +36,7 @@ class ChatBackend(Protocol):
     """Serves chat models over one base model and its LoRA adapters.
 
     Attributes:
-        name: The backend kind (``local``).
+        name: The backend kind (``local`` or ``vllm``).
         model_id: The base model's id, e.g. ``SmolLM2-135M-Instruct``.
         supports_tools: Whether its chat models implement ``bind_tools`` and return tool
             calls reliably (the graph only offers tools to such backends).
@@ -206,4 +206,8 @@ def make_backend(settings: ModelSettings) -> ChatBackend:
     """
     if settings.backend == "local":
         return LocalBackend.from_settings(settings)
+    if settings.backend == "vllm":
+        from adapters.vllm_backend import VllmBackend  # it imports this module's LocalBackend
+
+        return VllmBackend.from_settings(settings)
     raise ValueError(f"unknown model backend: {settings.backend!r}")

@@ -14,8 +14,9 @@ class ModelSettings(BaseModel):
     Paths left as ``None`` are filled from the data directory by the root settings.
     """
 
-    backend: Literal["local"] = "local"
-    """``local``: transformers + peft in-process (the vLLM backend arrives with its issue)."""
+    backend: Literal["local", "vllm"] = "local"
+    """``local``: transformers + peft in-process; ``vllm``: the vLLM OpenAI-compatible
+    servers named by ``vllm_urls``, adapters loaded at runtime (``adapters.vllm_backend``)."""
 
     base_model_dir: Path | None = None
     """Any local Hugging Face model directory; ``None`` uses SmolLM2-135M-Instruct converted
@@ -39,6 +40,47 @@ class ModelSettings(BaseModel):
 
     default_max_tokens: int = Field(default=256, ge=1, le=8192)
     """Reply length when a request names no ``max_tokens``."""
+
+    vllm_urls: str = ""
+    """vLLM replicas, comma-separated base URLs (``http://host:8001,http://host2:8001``);
+    read through :attr:`vllm_replicas`."""
+
+    vllm_api_key: str = "EMPTY"
+    """Sent as the bearer token to the replicas (vLLM's ``--api-key``)."""
+
+    vllm_timeout_s: float = Field(default=120, gt=0)
+    """Longest wait for one generation request to a replica."""
+
+    vllm_load_timeout_s: float = Field(default=10, gt=0)
+    """Deadline for loading, unloading or verifying an adapter on a replica."""
+
+    vllm_retry_after_s: int = Field(default=5, ge=1)
+    """``Retry-After`` of the 503 answered while no replica answers."""
+
+    vllm_fallback: Literal["none", "local"] = "none"
+    """While no replica answers: ``none`` answers 503, ``local`` generates in-process."""
+
+    vllm_max_loras: int = Field(default=8, ge=1)
+    """``attune vllm serve``: adapters in one batch (vLLM's ``--max-loras``)."""
+
+    vllm_max_cpu_loras: int = Field(default=32, ge=1)
+    """``attune vllm serve``: adapters kept loaded per server (``--max-cpu-loras``)."""
+
+    vllm_max_lora_rank: int = Field(default=64, ge=1)
+    """``attune vllm serve``: the largest adapter rank it accepts (``--max-lora-rank``)."""
+
+    vllm_dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    """``attune vllm serve``: weights' dtype; float32 decodes as the local engine does on
+    the CPU (greedy outputs equal peft's)."""
+
+    vllm_venv: Path | None = None
+    """``attune vllm serve``: vLLM's own virtual environment (default
+    ``~/.cache/attune/vllm-venv``, created by ``make vllm``)."""
+
+    @property
+    def vllm_replicas(self) -> tuple[str, ...]:
+        """The replicas' base URLs from :attr:`vllm_urls`, without trailing slashes."""
+        return tuple(u.strip().rstrip("/") for u in self.vllm_urls.split(",") if u.strip())
 
 
 class TrainingSettings(BaseModel):

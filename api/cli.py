@@ -11,6 +11,7 @@ import typer
 from api.cli_adapters import adapters_app
 from api.cli_adapters import train as train_adapter
 from api.cli_prompts import prompts_app
+from api.cli_vllm import vllm_app
 from evals.cli import eval_app
 from wiring.settings import load_settings
 from workers.cli import beat, jobs_app, worker
@@ -35,6 +36,7 @@ app.command()(worker)
 app.command()(beat)
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(adapters_app, name="adapters")
+app.add_typer(vllm_app, name="vllm")
 app.command("train")(train_adapter)
 
 

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapters.errors import BackendUnavailableError
 from api.protocol import json_type
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,14 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             message = "method not allowed on this route; see /docs for the API"
         return JSONResponse(error_body(message, kind), status_code=exc.status_code)
+
+    @app.exception_handler(BackendUnavailableError)
+    async def _unavailable(_: Request, exc: BackendUnavailableError) -> JSONResponse:
+        return JSONResponse(
+            error_body(str(exc), "service_unavailable"),
+            status_code=503,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -1,0 +1,301 @@
+"""The ``vllm`` chat backend: vLLM OpenAI-compatible servers, adapters loaded at runtime.
+
+``ATTUNE_MODEL__BACKEND=vllm`` with ``ATTUNE_MODEL__VLLM_URLS=http://host:port[,...]``.
+Each replica serves the same base model directory the local backend uses (``attune vllm
+serve`` starts one). Chat models are LangChain ``ChatOpenAI``s against the replica chosen
+for the request.
+
+Publication and placement, designed around vLLM's known traps:
+
+* An adapter is published to every replica that answers, and a load counts only once the
+  replica's ``/v1/models`` lists the name with the same files (a load may answer 200 for a
+  path that holds nothing). The placement table (:class:`Placement`) records which files
+  each published name came from and which replicas hold it.
+* Runtime loads are lost when a replica restarts and never reach a replica started later:
+  a request for an adapter no replica holds loads it again from the placement table, or
+  from ``<adapters_dir>/<name>`` (the registry's storage, shared with the replicas), within
+  ``vllm_load_timeout_s``; past it, or without files, the route falls back as for any
+  adapter that is not available.
+* vLLM serves a stale prefix cache for a reused name, so every version has its own name
+  (the registry's ``<owner>-<kind>-v<N>``); a name unpublished here is refused until it is
+  published again, even by a replica that missed the unload.
+* While no replica answers, requests raise :class:`BackendUnavailableError` (the API
+  answers 503 with ``Retry-After``), or, with ``vllm_fallback=local``, generate in-process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from langchain_core.language_models import BaseChatModel
+from pydantic import SecretStr
+from transformers import AutoTokenizer
+
+from adapters.backend import LocalBackend
+from adapters.config import ModelSettings
+from adapters.errors import AdapterNotFoundError, BackendUnavailableError
+from adapters.model_store import model_id_for, resolve_model_dir
+from adapters.vllm_chat import VllmChatModel
+from adapters.vllm_replicas import Replica, ReplicaDownError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Placement", "VllmBackend"]
+
+
+@dataclass
+class Placement:
+    """Where one published adapter's files are and which replicas hold it.
+
+    Attributes:
+        path: The adapter directory as the replicas see it.
+        replicas: URLs of the replicas whose model list confirmed the load.
+        last_used: ``time.monotonic()`` of the last request routed to it.
+    """
+
+    path: str
+    replicas: set[str] = field(default_factory=set)
+    last_used: float = 0.0
+
+
+class VllmBackend:
+    """Chat through vLLM replicas; adapters published to them at runtime."""
+
+    name = "vllm"
+    # SmolLM2-135M cannot call tools reliably, and the servers run without a tool parser.
+    supports_tools = False
+
+    def __init__(
+        self,
+        replicas: list[Replica],
+        *,
+        model_dir: Path,
+        settings: ModelSettings,
+    ) -> None:
+        """Serve through ``replicas``; most callers want :meth:`from_settings`.
+
+        Args:
+            replicas: The vLLM servers, all on the base model in ``model_dir``.
+            model_dir: The base model directory (its tokenizer counts tokens here).
+            settings: The model settings (timeouts, fallback, adapters directory).
+        """
+        if not replicas:
+            raise ValueError("the vllm backend needs ATTUNE_MODEL__VLLM_URLS")
+        self.replicas = replicas
+        self.settings = settings
+        self.model_id = model_id_for(model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self.placements: dict[str, Placement] = {}
+        self._retired: set[str] = set()
+        self._lock = threading.RLock()
+        self._turn = itertools.count()
+        self._fallback: LocalBackend | None = None
+
+    @classmethod
+    def from_settings(cls, settings: ModelSettings) -> VllmBackend:
+        """Build the backend for ``settings.vllm_replicas`` (no server is contacted yet).
+
+        Raises:
+            ValueError: No replica URL is configured.
+            ModelNotFoundError: The base model directory is missing.
+        """
+        replicas = [
+            Replica(url, api_key=settings.vllm_api_key, timeout_s=settings.vllm_load_timeout_s)
+            for url in settings.vllm_replicas
+        ]
+        if not replicas:
+            raise ValueError("ATTUNE_MODEL__BACKEND=vllm needs ATTUNE_MODEL__VLLM_URLS")
+        return cls(replicas, model_dir=resolve_model_dir(settings), settings=settings)
+
+    # -- ChatBackend ----------------------------------------------------------------------
+
+    def chat_model(
+        self,
+        *,
+        adapter: str | None,
+        max_tokens: int,
+        temperature: float,
+        top_p: float = 1.0,
+        stop: list[str] | None = None,
+        seed: int | None = None,
+        ignore_eos: bool = False,
+    ) -> BaseChatModel:
+        """Return a ``ChatOpenAI`` on the replica chosen for ``adapter``.
+
+        Args:
+            adapter: LoRA adapter name, or ``None`` for the base model.
+            max_tokens: Most tokens to generate.
+            temperature: ``0`` decodes greedily.
+            top_p: Nucleus sampling mass.
+            stop: Stop strings.
+            seed: Makes sampling reproducible.
+            ignore_eos: Sample past end-of-sequence tokens (vLLM's extension).
+
+        Raises:
+            AdapterNotFoundError: No replica holds ``adapter`` or can load it.
+            BackendUnavailableError: No replica answers (and no local fallback).
+        """
+        try:
+            replica = self._replica_for(adapter)
+        except BackendUnavailableError:
+            fallback = self._fallback_backend()
+            if fallback is None:
+                raise
+            return fallback.chat_model(
+                adapter=adapter,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                stop=stop,
+                seed=seed,
+            )
+        model = VllmChatModel(
+            model=adapter if adapter is not None else replica.base_model(),
+            base_url=f"{replica.url}/v1",
+            api_key=SecretStr(self.settings.vllm_api_key),
+            max_completion_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            stop_sequences=stop,
+            seed=seed,
+            stream_usage=True,
+            max_retries=0,
+            request_timeout=self.settings.vllm_timeout_s,
+            extra_body={"ignore_eos": True} if ignore_eos else None,
+        )
+        return model.configure(
+            on_down=replica.mark_down, retry_after_s=self.settings.vllm_retry_after_s
+        )
+
+    def count_tokens(self, text: str) -> int:
+        """Count the tokens of ``text`` with the base model's tokenizer (no special tokens)."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def has_adapter(self, name: str) -> bool:
+        """Whether a replica holds ``name``, or can load it now from known files.
+
+        While no replica answers, the local fallback (if configured) decides.
+        """
+        try:
+            self._replica_for(name)
+        except AdapterNotFoundError:
+            return False
+        except BackendUnavailableError:
+            fallback = self._fallback_backend()
+            return fallback is not None and fallback.has_adapter(name)
+        return True
+
+    def publish(self, name: str, path: Path) -> None:
+        """Load adapter ``name`` from ``path`` on every replica that answers, verified.
+
+        Raises:
+            AdapterNotFoundError: ``name`` is not a plain name, or a replica finds no
+                adapter at ``path`` (nothing stays loaded then).
+            BackendUnavailableError: No replica answers.
+        """
+        if not name or "/" in name or name != name.strip() or name.startswith("."):
+            raise AdapterNotFoundError(name)
+        where = str(path.expanduser().resolve())
+        with self._lock:
+            loaded: set[str] = set()
+            for replica in self.replicas:
+                try:
+                    replica.load(name, where)
+                except ReplicaDownError:
+                    log.warning("adapter %s not published to %s: it does not answer", name, replica)
+                    continue
+                except AdapterNotFoundError:
+                    self._unload_everywhere(name)
+                    raise
+                loaded.add(replica.url)
+            if not loaded:
+                raise self._unavailable()
+            self._retired.discard(name)
+            self.placements[name] = Placement(where, loaded, time.monotonic())
+
+    def unpublish(self, name: str) -> bool:
+        """Unload ``name`` from every replica; whether one held it or it was published here.
+
+        It is never served by this backend afterwards, until published again.
+        """
+        with self._lock:
+            self._retired.add(name)
+            known = self.placements.pop(name, None) is not None
+            return self._unload_everywhere(name) or known
+
+    # -- placement ------------------------------------------------------------------------
+
+    def _replica_for(self, adapter: str | None) -> Replica:
+        """The replica to send a request for ``adapter`` to, loading the adapter if needed."""
+        up = [r for r in self.replicas if r.is_up()]
+        if not up:
+            raise self._unavailable()
+        if adapter is None:
+            return up[next(self._turn) % len(up)]
+        if adapter in self._retired:
+            raise AdapterNotFoundError(adapter)
+        holding = [r for r in up if r.holds(adapter)]
+        with self._lock:
+            placement = self.placements.get(adapter)
+            if placement is not None:
+                placement.last_used = time.monotonic()
+            if holding:
+                return holding[next(self._turn) % len(holding)]
+            return self._load_somewhere(adapter, placement, up)
+
+    def _load_somewhere(self, name: str, placement: Placement | None, up: list[Replica]) -> Replica:
+        """Load ``name`` on one answering replica from its known files (restart, new replica)."""
+        path = placement.path if placement is not None else self._stored_path(name)
+        if path is None:
+            raise AdapterNotFoundError(name)
+        for replica in sorted(up, key=lambda r: len(r.models() or ())):
+            try:
+                replica.load(name, path)
+            except ReplicaDownError:
+                continue
+            log.info("adapter %s loaded on %s on demand", name, replica)
+            self.placements.setdefault(name, Placement(path)).replicas.add(replica.url)
+            return replica
+        raise self._unavailable()
+
+    def _stored_path(self, name: str) -> str | None:
+        """``<adapters_dir>/<name>`` when it holds an adapter, as the replicas see it."""
+        root = self.settings.adapters_dir
+        if root is None or "/" in name or name.startswith("."):
+            return None
+        candidate = root.expanduser() / name
+        if not (candidate / "adapter_config.json").is_file():
+            return None
+        return str(candidate.resolve())
+
+    def _unload_everywhere(self, name: str) -> bool:
+        held = False
+        for replica in self.replicas:
+            try:
+                held = replica.unload(name) or held
+            except ReplicaDownError:
+                # A replica that is down lost its runtime loads or will be refused the
+                # name: ``_retired`` keeps it from being routed there.
+                log.warning("could not unload adapter %s from %s", name, replica)
+        return held
+
+    def _unavailable(self) -> BackendUnavailableError:
+        urls = ", ".join(r.url for r in self.replicas)
+        return BackendUnavailableError(
+            f"no model server answers ({urls}); retry shortly",
+            retry_after_s=self.settings.vllm_retry_after_s,
+        )
+
+    def _fallback_backend(self) -> LocalBackend | None:
+        """The in-process backend serving while no replica answers, when configured."""
+        if self.settings.vllm_fallback != "local":
+            return None
+        with self._lock:
+            if self._fallback is None:
+                self._fallback = LocalBackend.from_settings(self.settings)
+            return self._fallback
