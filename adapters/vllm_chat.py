@@ -13,7 +13,7 @@ from typing import Any
 
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from pydantic import PrivateAttr
@@ -80,10 +80,16 @@ class VllmChatModel(ChatOpenAI):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
+        held: ChatGenerationChunk | None = None
         try:
-            yield from super()._stream(messages, stop, run_manager, **kwargs)
+            for chunk in super()._stream(messages, stop, run_manager, **kwargs):
+                if held is not None:
+                    yield held
+                held = chunk
         except openai.APIError as exc:
             raise self._translate(exc) from exc
+        if held is not None:
+            yield _last(held)
 
     async def _astream(
         self,
@@ -92,8 +98,24 @@ class VllmChatModel(ChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
+        held: ChatGenerationChunk | None = None
         try:
             async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
-                yield chunk
+                if held is not None:
+                    yield held
+                held = chunk
         except openai.APIError as exc:
             raise self._translate(exc) from exc
+        if held is not None:
+            yield _last(held)
+
+
+def _last(chunk: ChatGenerationChunk) -> ChatGenerationChunk:
+    """Mark the stream's last chunk (it carries the usage) as last.
+
+    Otherwise LangChain appends an empty chunk after it, and the usage would not be on the
+    last chunk, where the ChatBackend contract (and the local backend) put it.
+    """
+    if isinstance(chunk.message, AIMessageChunk) and not chunk.message.chunk_position:
+        chunk.message.chunk_position = "last"
+    return chunk

@@ -17,6 +17,9 @@ from memory.retrieval.embeddings import MiniLMEmbedder
 from tests.fakes import ScriptedBackend
 from wiring.settings import Settings
 
+# The real vLLM server, started once per session for the tests that ask for it.
+pytest_plugins = ["tests.vllm_server"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_CACHE = REPO_ROOT / ".attune" / "models"
 ADMIN_KEY = "att_test_admin_key"

@@ -1,9 +1,11 @@
 """The ChatBackend contract, run on every implementation.
 
-To add an implementation (e.g. vLLM), add a builder to ``BUILDERS``: it gets the converted
-model directory and an empty adapters directory, and returns a ready backend (or calls
-``pytest.skip`` when its server is not available). The scripted fake the unit tests use
-(``tests.fakes.ScriptedBackend``) runs here too, so it cannot drift from the real backends.
+To add an implementation, add a builder to ``BUILDERS``: it gets the converted model
+directory and an empty adapters directory, and returns a ready backend; one that needs a
+server names its fixture in ``SERVERS`` and gets its URL too (the ``vllm`` builder runs on
+the real vLLM server of ``tests.vllm_server``, started once per session). The scripted
+fake the unit tests use (``tests.fakes.ScriptedBackend``) runs here too, so it cannot drift
+from the real backends.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from adapters.backend import ChatBackend, LocalBackend
 from adapters.config import ModelSettings
 from adapters.errors import AdapterNotFoundError
 from adapters.model_store import ensure_base_model
+from adapters.vllm_backend import VllmBackend
 from tests.fakes import ScriptedBackend
 
 pytestmark = pytest.mark.model
@@ -45,10 +48,20 @@ def build_scripted(model_dir: Path, adapters_dir: Path) -> ChatBackend:
     return ScriptedBackend()
 
 
-BUILDERS: dict[str, Callable[[Path, Path], ChatBackend]] = {
+def build_vllm(model_dir: Path, adapters_dir: Path, url: str = "") -> ChatBackend:
+    settings = ModelSettings(
+        backend="vllm", vllm_urls=url, base_model_dir=model_dir, adapters_dir=adapters_dir
+    )
+    return VllmBackend.from_settings(settings)
+
+
+BUILDERS: dict[str, Callable[..., ChatBackend]] = {
     "local": build_local,
     "scripted": build_scripted,
+    "vllm": build_vllm,
 }
+SERVERS: dict[str, str] = {"vllm": "vllm_url"}
+"""Builders that need a server: the fixture giving its URL."""
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +88,9 @@ def backend(
     request: pytest.FixtureRequest, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ChatBackend]:
     threads = torch.get_num_threads()  # a builder may change this process-wide setting
-    yield BUILDERS[request.param](model_dir, tmp_path_factory.mktemp("adapters"))
+    server = SERVERS.get(request.param)
+    extra = [request.getfixturevalue(server)] if server else []
+    yield BUILDERS[request.param](model_dir, tmp_path_factory.mktemp("adapters"), *extra)
     torch.set_num_threads(threads)
 
 

