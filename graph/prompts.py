@@ -38,7 +38,9 @@ class SystemPromptVars(TypedDict):
     """The variables every version of the ``system`` prompt may use.
 
     ``directives`` are the profile's preferences as sentences (name, language, tone,
-    formality, length, formatting), ``instructions`` the user's standing rules, ``learned``
+    formality, length, formatting), ``instructions`` the user's standing rules, ``known``
+    the user's current facts and preferences (semantic memories; versions that do not use
+    it get them among ``memories``), ``learned``
     the user's active learned instruction block (procedural memory), ``style_hints`` and
     ``interests`` what the profile observed.
     """
@@ -48,6 +50,7 @@ class SystemPromptVars(TypedDict):
     directives: list[str]
     instructions: list[str]
     learned: str | None
+    known: list[MemoryVar]
     memories: list[MemoryVar]
     style_hints: list[str]
     interests: list[str]
@@ -73,7 +76,7 @@ DECLARED_VARIABLES: dict[str, frozenset[str]] = {
     "procedural_rewrite": frozenset(ProceduralPromptVars.__annotations__),
     # Memory's prompts (memory.extraction.extractor.EXTRACTION_PROMPT and
     # memory.extraction.summaries.SUMMARY_PROMPT).
-    "extraction": frozenset({"now", "speaker"}),
+    "extraction": frozenset({"now", "speaker", "subject"}),
     "summary": frozenset(),
 }
 

@@ -36,7 +36,8 @@ from memory.extraction.dates import resolve_relative_dates
 from memory.extraction.instructions import match_instructions
 from memory.extraction.llm import as_model, openai_chat, structured
 from memory.extraction.rules import match_facts
-from memory.extraction.text import Kind, split_clauses, split_sentences
+from memory.extraction.self_statements import self_statements
+from memory.extraction.text import Kind, slot_key, split_clauses, split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,20 @@ class Candidate:
 class Extractor(Protocol):
     """Turns one turn's text into candidate memories."""
 
-    def extract(self, text: str, *, speaker: str, at: datetime) -> list[Candidate]:
-        """Candidates stated in ``text``, said by ``speaker`` (``user``/``assistant``) at ``at``."""
+    def extract(
+        self, text: str, *, speaker: str, at: datetime, subject: str | None = None
+    ) -> list[Candidate]:
+        """Candidates stated in ``text``, said by ``speaker`` (``user``/``assistant``) at ``at``.
+
+        ``subject`` names the person who wrote ``text`` when that is not the user being
+        served (a named speaker of an imported conversation, "Caroline"): candidates are
+        then about that person ("Caroline is vegetarian."), whatever the turn's role.
+        """
         ...
 
-    async def aextract(self, text: str, *, speaker: str, at: datetime) -> list[Candidate]:
+    async def aextract(
+        self, text: str, *, speaker: str, at: datetime, subject: str | None = None
+    ) -> list[Candidate]:
         """Async :meth:`extract`."""
         ...
 
@@ -107,40 +117,66 @@ class RuleExtractor:
     preferences, with its relative dates resolved and its ``valid_from`` set from them.
     """
 
-    def extract(self, text: str, *, speaker: str, at: datetime) -> list[Candidate]:
-        """See :meth:`Extractor.extract`."""
-        if speaker != "user":
+    def extract(
+        self, text: str, *, speaker: str, at: datetime, subject: str | None = None
+    ) -> list[Candidate]:
+        """See :meth:`Extractor.extract`.
+
+        Per clause, the narrow slot rules first (``memory.extraction.rules``); a clause
+        they do not know is tried as a durable self-statement
+        (``memory.extraction.self_statements``). A named ``subject``'s own instructions to
+        their interlocutor are not the user's, so none are extracted for them.
+        """
+        if speaker != "user" and subject is None:
             return []
+        who: Speaker = "assistant" if speaker == "assistant" else "user"
         found: list[Candidate] = []
         for sentence in split_sentences(text):
             _, when = resolve_relative_dates(sentence, at)
-            for kind, statement, slot in match_instructions(sentence):
-                found.append(Candidate(kind, statement, slot, "user", when))
+            if subject is None:
+                for kind, statement, slot in match_instructions(sentence):
+                    found.append(Candidate(kind, statement, slot, who, when))
             if sentence.endswith("?"):
                 continue
             for clause in split_clauses(sentence):
                 resolved, since = resolve_relative_dates(clause, at)
-                for kind, statement, slot in match_facts(resolved):
-                    found.append(Candidate(kind, statement, slot, "user", since))
+                matched = match_facts(resolved) or self_statements(resolved)
+                for kind, statement, slot in matched:
+                    if subject is not None:
+                        statement, slot = about(subject, statement, slot)
+                    found.append(Candidate(kind, statement, slot, who, since))
         return dedupe(found)
 
-    async def aextract(self, text: str, *, speaker: str, at: datetime) -> list[Candidate]:
+    async def aextract(
+        self, text: str, *, speaker: str, at: datetime, subject: str | None = None
+    ) -> list[Candidate]:
         """See :meth:`Extractor.aextract` (runs inline: the rules take microseconds)."""
-        return self.extract(text, speaker=speaker, at=at)
+        return self.extract(text, speaker=speaker, at=at, subject=subject)
+
+
+def about(subject: str, statement: str, slot: str | None) -> tuple[str, str | None]:
+    """A statement about "the user" rewritten about ``subject``, its slot kept apart."""
+    possessive = f"{subject}'" if subject.endswith("s") else f"{subject}'s"
+    text = re.sub(r"^the user's\b", possessive, statement, flags=re.IGNORECASE)
+    text = re.sub(r"^the user\b", subject, text, flags=re.IGNORECASE)
+    return text, (f"{slot_key(subject)}:{slot}" if slot else None)
 
 
 EXTRACTION_PROMPT = "extraction"
 """The LLM extractor's system prompt: ``graph/prompts/extraction/v<N>.md``, a Jinja2 template
-with variables ``now`` (ISO time of the turn) and ``speaker``. ``memory`` does not import
-``graph``: the composition root (``wiring/services.py``) loads the template and passes its text in."""
-EXTRACTION_PROMPT_VERSION = "v1"
+with variables ``now`` (ISO time of the turn), ``speaker`` and ``subject`` (a named writer, or
+``None`` for the user). ``memory`` does not import ``graph``: the composition root
+(``wiring/services.py``) loads the template and passes its text in."""
+EXTRACTION_PROMPT_VERSION = "v2"
 
 
 class ExtractedMemory(BaseModel):
-    """One durable thing about the user."""
+    """One durable thing about the person who wrote the message."""
 
     kind: Literal["fact", "preference", "instruction"]
-    text: str = Field(description='A third-person sentence starting with "The user".')
+    text: str = Field(
+        description='A third-person sentence starting with "The user" (or the writer\'s name).'
+    )
     slot: str | None = Field(description="What the item is about, e.g. home_city; or null.")
     valid_from: str | None = Field(description="YYYY-MM-DD it became true, or null.")
 
@@ -181,31 +217,38 @@ class LLMExtractor:
         self._runnable = structured(chat_model, ExtractedMemories)
         self._template = _compile(prompt_template)
 
-    def extract(self, text: str, *, speaker: str, at: datetime) -> list[Candidate]:
+    def extract(
+        self, text: str, *, speaker: str, at: datetime, subject: str | None = None
+    ) -> list[Candidate]:
         """See :meth:`Extractor.extract`."""
         if speaker not in ("user", "assistant") or not text.strip():
             return []
         try:
-            result = self._runnable.invoke(self._messages(text, speaker=speaker, at=at))
-            return _candidates(result, speaker=speaker, at=at)
+            messages = self._messages(text, speaker=speaker, at=at, subject=subject)
+            return _candidates(self._runnable.invoke(messages), speaker, at, subject)
         except Exception as exc:  # any model or output failure: the rules still work
             _warn(exc)
-        return self.fallback.extract(text, speaker=speaker, at=at)
+        return self.fallback.extract(text, speaker=speaker, at=at, subject=subject)
 
-    async def aextract(self, text: str, *, speaker: str, at: datetime) -> list[Candidate]:
+    async def aextract(
+        self, text: str, *, speaker: str, at: datetime, subject: str | None = None
+    ) -> list[Candidate]:
         """See :meth:`Extractor.aextract`."""
         if speaker not in ("user", "assistant") or not text.strip():
             return []
         try:
-            result = await self._runnable.ainvoke(self._messages(text, speaker=speaker, at=at))
-            return _candidates(result, speaker=speaker, at=at)
+            messages = self._messages(text, speaker=speaker, at=at, subject=subject)
+            return _candidates(await self._runnable.ainvoke(messages), speaker, at, subject)
         except Exception as exc:  # any model or output failure: the rules still work
             _warn(exc)
-        return await self.fallback.aextract(text, speaker=speaker, at=at)
+        return await self.fallback.aextract(text, speaker=speaker, at=at, subject=subject)
 
-    def _messages(self, text: str, *, speaker: str, at: datetime) -> list[BaseMessage]:
+    def _messages(
+        self, text: str, *, speaker: str, at: datetime, subject: str | None
+    ) -> list[BaseMessage]:
         now = at.isoformat(timespec="minutes")
-        system = self._template.render(speaker=speaker, now=now).strip()
+        variables = {"speaker": speaker, "now": now, "subject": subject}
+        system = self._template.render(**variables).strip()
         # Resolved dates help a small model: "last week (around 2026-11-15)".
         annotated = " ".join(resolve_relative_dates(s, at)[0] for s in split_sentences(text))
         return [SystemMessage(system), HumanMessage(annotated or text)]
@@ -265,7 +308,9 @@ def _compile(source: str) -> jinja2.Template:
     return env.from_string(source)
 
 
-def _candidates(result: object, *, speaker: str, at: datetime) -> list[Candidate]:
+def _candidates(
+    result: object, speaker: str, at: datetime, subject: str | None = None
+) -> list[Candidate]:
     memories = as_model(result, ExtractedMemories)
     who: Speaker = "assistant" if speaker == "assistant" else "user"
     found: list[Candidate] = []
@@ -274,6 +319,8 @@ def _candidates(result: object, *, speaker: str, at: datetime) -> list[Candidate
         if not text or len(text) > 500:
             continue
         slot = re.sub(r"\s+", "_", item.slot.strip().lower()) if item.slot else None
+        if subject is not None:
+            text, slot = about(subject, text, slot)
         found.append(Candidate(item.kind, text, slot or None, who, _date(item.valid_from, at)))
     return dedupe(found)
 

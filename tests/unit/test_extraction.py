@@ -258,10 +258,7 @@ def test_rule_extractor_phrasings(text: str, expected: list[tuple[str, str, str 
         "They say I live in a bubble.",
         "I work at night.",
         "I've lived in Paris.",
-        "My wife is Brazilian.",
         "I'm 5 minutes away.",
-        "I have a hot dog.",
-        "I have a cat allergy.",
         "I'm a bit tired.",
         "I'm a morning person.",
         "I'm single-handedly running this.",
@@ -284,6 +281,19 @@ def test_rule_extractor_phrasings(text: str, expected: list[tuple[str, str, str 
 )
 def test_rule_extractor_ignores_look_alikes(text: str) -> None:
     assert found(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I have a hot dog.", "The user has a hot dog."),  # no pet named "hot"
+        ("I have a cat allergy.", "The user has a cat allergy."),
+        ("My wife is Brazilian.", "The user's wife is Brazilian."),
+    ],
+)
+def test_pet_look_alikes_are_plain_statements_without_a_pet_slot(text: str, expected: str) -> None:
+    got = rules.extract(text, speaker="user", at=AT)
+    assert [(c.text, c.slot) for c in got] == [(expected, None)]
 
 
 def test_relative_dates_set_valid_from_per_clause() -> None:
@@ -353,3 +363,40 @@ def test_content_hash_is_sha256_of_the_normalized_text() -> None:
     digest = hashlib.sha256(b"the user lives in lisbon").hexdigest()
     assert content_hash("The user lives in Lisbon.") == digest
     assert content_hash("The user lives in Lisbon.") != content_hash("The user lives in Porto.")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I'm lactose intolerant.", "The user is lactose intolerant."),
+        ("I have two kids and a dog.", "The user has two kids and a dog."),
+        ("I don't drink alcohol.", "The user doesn't drink alcohol."),
+        ("I only listen to jazz.", "The user only listens to jazz."),
+        ("My phone is an old Nokia.", "The user's phone is an old Nokia."),
+        ("Autumn is my favourite season.", "The user's favourite season is Autumn."),
+    ],
+)
+def test_durable_self_statements_are_learned_in_the_third_person(text: str, expected: str) -> None:
+    assert [c.text for c in rules.extract(text, speaker="user", at=AT)] == [expected]
+
+
+@pytest.mark.parametrize(
+    "text", ["I'm trying to plan the week.", "I'm so excited!", "I have to go.", "I love it."]
+)
+def test_passing_states_are_not_learned(text: str) -> None:
+    assert rules.extract(text, speaker="user", at=AT) == []
+
+
+def test_facts_about_a_named_speaker_are_attributed_and_dated() -> None:
+    at = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    text = "Hey Mel! I went to a support group yesterday. I'm vegetarian. Call me Caz."
+    got = rules.extract(text, speaker="assistant", at=at, subject="Caroline")
+    assert [c.text for c in got] == [
+        "Caroline went to a support group yesterday (2023-05-07).",
+        "Caroline is vegetarian.",
+    ]  # her words to Mel are no instruction to the assistant
+    assert got[0].valid_from == datetime(2023, 5, 7, tzinfo=UTC)
+    lives = rules.extract("I live in Lisbon.", speaker="user", at=at, subject="Caroline")
+    assert [(c.text, c.slot) for c in lives] == [
+        ("Caroline lives in Lisbon.", "caroline:home_city")
+    ]

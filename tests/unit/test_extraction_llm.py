@@ -231,7 +231,7 @@ def test_prompt_is_versioned_jinja_with_declared_variables() -> None:
     from jinja2 import meta
 
     env = jinja2.Environment()
-    assert meta.find_undeclared_variables(env.parse(PROMPT)) == {"now", "speaker"}
+    assert meta.find_undeclared_variables(env.parse(PROMPT)) == {"now", "speaker", "subject"}
 
 
 def test_the_extractor_sends_the_prompt_file_rendered_for_the_turn() -> None:
