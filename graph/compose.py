@@ -6,7 +6,9 @@ Priority when the budget is tight, highest first:
 2. the profile's directives (name, language, tone, length, formatting) and the standing
    instructions: never cut;
 3. the learned instruction block (bounded in size when it is created);
-4. memories, best first, up to the memory budget;
+4. what the user told about themselves (facts, preferences), best first, up to
+   ``known_budget``; the other memories, best first, up to the memory budget (prompt
+   versions without a ``known`` block get both in one list, within the memory budget);
 5. style hints, then interests, up to the profile budget;
 6. thread history, newest first, up to the history budget and what is left of the context.
 """
@@ -21,6 +23,7 @@ from typing import Any, TypeVar
 from graph.prompts import MemoryVar, PromptLibrary, SystemPromptVars
 from graph.state import MemoryItem
 from memory.persona.document import directives, instruction_texts
+from memory.persona.known import KNOWN_KINDS
 from memory.persona.style import style_hints
 
 SYSTEM_PROMPT = "system"
@@ -57,18 +60,25 @@ def compose(
     max_tokens: int,
     learned: str | None = None,
     profile_budget: int = 150,
+    known_budget: int = 320,
 ) -> Composed:
     """Build the system prompt and the message list within the token budgets.
 
     ``history`` is the thread in order, its last item the new user message; ``learned``
-    is the user's active learned instruction block.
+    is the user's active learned instruction block. ``known_budget`` bounds the facts
+    and preferences the user stated (a block of their own, so that a preference stated once
+    is not crowded out by recalled turns); ``memory_budget`` the other memories.
     """
-    kept_memories, _ = _fit(
-        memories,
-        # the line as rendered
-        lambda m: count_tokens(f"- {m['date']}, {speaker_label(m['role'])}: {m['text']}\n"),
-        memory_budget,
-    )
+
+    def line_cost(m: MemoryItem) -> int:  # the line as rendered
+        return count_tokens(f"- {m['date']}, {speaker_label(m['role'])}: {m['text']}\n")
+
+    split = "known" in prompts.variables(SYSTEM_PROMPT, version)
+    known_items = [m for m in memories if split and m["kind"] in KNOWN_KINDS]
+    others = [m for m in memories if not (split and m["kind"] in KNOWN_KINDS)]
+    kept_known, _ = _fit(known_items, line_cost, known_budget)
+    kept_others, _ = _fit(others, line_cost, memory_budget)
+    kept_memories = [*kept_known, *kept_others]
 
     hints, spent = _fit(
         style_hints(profile.get("style", {})), lambda h: count_tokens(h) + 2, profile_budget
@@ -85,10 +95,8 @@ def compose(
         directives=directives(profile),
         instructions=instruction_texts(profile),
         learned=learned,
-        memories=[
-            MemoryVar(text=m["text"], date=m["date"], role=m["role"], who=speaker_label(m["role"]))
-            for m in kept_memories
-        ],
+        known=[_var(m) for m in kept_known],
+        memories=[_var(m) for m in kept_others],
         style_hints=hints,
         interests=interests,
         client_system=client_system,
@@ -123,6 +131,10 @@ def compose(
         memories=kept_memories,
         prompt_tokens=fixed + spent + newest_cost,
     )
+
+
+def _var(m: MemoryItem) -> MemoryVar:
+    return MemoryVar(text=m["text"], date=m["date"], role=m["role"], who=speaker_label(m["role"]))
 
 
 def speaker_label(role: str) -> str:

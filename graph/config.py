@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 class GraphSettings(BaseModel):
     """Prompt versions, budgets and thread-state storage for the per-turn graph."""
 
-    prompt_version: str = "v3"
+    prompt_version: str = "v4"
     """Active version of ``graph/prompts/system/``; recorded on every turn."""
 
     checkpoint_url: str | None = None

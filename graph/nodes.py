@@ -35,6 +35,7 @@ from graph.state import MemoryItem, TurnState, Usage
 from memory.persona.document import apply_updates
 from memory.persona.forget import forget
 from memory.persona.instructions import detect_instructions
+from memory.persona.known import known_about, merge_known
 from memory.persona.revoked import contradicts, revoked_spans
 from memory.records.tables import Turn
 from tools.memory import MEMORY_TOOLS
@@ -122,6 +123,8 @@ async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
         k=ctx.services.settings.recall_k,
         exclude_thread_id=ctx.thread_id,
     )
+    known = await asyncio.to_thread(known_about, ctx.services.memory, ctx.user_id)
+    found = merge_known(found, known)  # stated preferences matter beyond what search finds
     memories = [
         MemoryItem(
             id=m.id,

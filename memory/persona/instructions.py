@@ -229,6 +229,8 @@ _NOT_IMPERATIVE_WORDS = (
     "since as"
 )
 _NOT_IMPERATIVE = frozenset(_NOT_IMPERATIVE_WORDS.split())
+_AUXILIARY_WORDS = "will would could can should did do does have had been was were"
+_AUXILIARIES = frozenset(_AUXILIARY_WORDS.split())
 
 
 def detect_instructions(text: str) -> list[ProfileUpdate]:
@@ -367,6 +369,9 @@ def _standing_rule(raw: str, clause: str, standing: bool) -> list[ProfileUpdate]
         return []
     if len(words) < 2 or (raw.rstrip().endswith("?") and not standing):
         return []
+    second = words[1].strip(",.!?")
+    if negated and (not second.islower() or second in _AUXILIARIES):
+        return []  # "…, never Windows", "never will": not a command
     rule = clause.rstrip(" .!?")
     rule = rule[:1].upper() + rule[1:]
     return [ProfileUpdate("instructions", "add", rule, "standing instruction", rule)]

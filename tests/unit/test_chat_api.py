@@ -24,7 +24,7 @@ async def test_plain_chat_records_the_turn(api: Api) -> None:
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"]["content"] == "echo: hello there"
     meta = body["attune"]
-    assert meta["target"] == "base" and meta["prompt_version"] == "v3"
+    assert meta["target"] == "base" and meta["prompt_version"] == "v4"
     assert (
         body["usage"]["total_tokens"]
         == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
@@ -35,7 +35,7 @@ async def test_plain_chat_records_the_turn(api: Api) -> None:
     assert by_role["user"].content == "hello there" and by_role["user"].user_id == uid
     assistant = by_role["assistant"]
     assert assistant.id == meta["turn_id"] and assistant.reply_to_id == by_role["user"].id
-    assert assistant.model_target == "base" and assistant.prompt_version == "v3"
+    assert assistant.model_target == "base" and assistant.prompt_version == "v4"
     assert assistant.completion_tokens == body["usage"]["completion_tokens"]
     assert assistant.latency_ms is not None and assistant.ttft_ms is not None
 

@@ -112,6 +112,14 @@ PROMPT_SAMPLES: dict[str, tuple[dict[str, Any], list[str]]] = {
             "directives": ["Address the user as Ada."],
             "instructions": ["be brief"],
             "learned": "Prefer concrete examples.",
+            "known": [
+                {
+                    "text": "The user is vegetarian.",
+                    "date": "2026-01-02",
+                    "role": "user",
+                    "who": "the user",
+                }
+            ],
             "memories": [
                 {"text": "likes tea", "date": "2026-01-01", "role": "user", "who": "the user"}
             ],
@@ -131,7 +139,7 @@ PROMPT_SAMPLES: dict[str, tuple[dict[str, Any], list[str]]] = {
         ["Wants plain words.", "monad", "wrapper"],
     ),
     "extraction": (
-        {"now": "2026-03-01T09:30", "speaker": "assistant"},
+        {"now": "2026-03-01T09:30", "speaker": "assistant", "subject": None},
         ["2026-03-01T09:30", "written by the assistant", "It is the assistant's reply", "slot"],
     ),
     "summary": ({}, ["Summarize the conversation", "third person"]),

@@ -214,7 +214,7 @@ async def test_prompt_versions_are_listed_and_shown(api: Api) -> None:
     _, key = api.new_user()
     r = await api.client.get("/v1/prompts", headers=api.auth(key))
     system = next(p for p in r.json()["data"] if p["name"] == "system")
-    assert system["active"] == "v3" and system["versions"][:3] == ["v1", "v2", "v3"]
+    assert system["active"] == "v4" and system["versions"][:4] == ["v1", "v2", "v3", "v4"]
     r = await api.client.get("/v1/prompts/system/v1", headers=api.auth(key))
     assert r.json()["active"] is False and "preferred_name" in r.json()["variables"]
     r = await api.client.get("/v1/prompts/system/v9", headers=api.auth(key))

@@ -70,3 +70,21 @@ async def test_a_revoked_name_does_not_come_back_through_recalled_turns(api: Api
     system = r.json()["system_prompt"]
     assert "Captain Coder" not in system
     assert "Address the user as" not in system
+
+
+def test_what_the_user_said_about_themselves_has_its_own_block() -> None:
+    fact = MemoryItem(
+        id="f", kind="preference", role="user", text="The user is vegetarian.",
+        date="2026-03-02", score=0.0,
+    )  # fmt: skip
+    turn = _memory("a", "user", "I sail a sloop.", "2026-11-02")
+    out = compose(
+        prompts=PromptLibrary(), version="v4", today=T0, profile={}, memories=[turn, fact],
+        history=[{"role": "user", "content": "hi"}], client_system=None,
+        count_tokens=lambda s: len(s.split()), memory_budget=8, history_budget=100,
+        context_window=2048, max_tokens=64,
+    )  # fmt: skip
+    known, _, recalled = out.system_prompt.partition("From earlier conversations")
+    assert "- 2026-03-02: The user is vegetarian." in known
+    assert "I sail a sloop." in recalled  # the facts' block does not eat the memory budget
+    assert [m["id"] for m in out.memories] == ["f", "a"]
