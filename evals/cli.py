@@ -427,6 +427,43 @@ def _model_detector() -> Any:
     return lambda text: asyncio.run(detector(text))
 
 
+@eval_app.command("preferences")
+def preferences(
+    users: Annotated[int, typer.Option(min=1, help="Synthetic users per split.")] = 2,
+    vectors: Annotated[
+        str,
+        typer.Option(help="How the import writes vectors: deferred (the default) or inline."),
+    ] = "deferred",
+    json_path: JsonOut = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Preference surfacing on the prompt preview, straight after a history import.
+
+    Each user states 20 preferences once among ~340 turns of ordinary chat, imported in one
+    request; each of 20 questions is previewed at once, then again once vectors and
+    distillation are done. Prints the share whose preference is in the composed system
+    prompt and the prompt's length in words: the report split (held-out topics, phrasings,
+    chats and users) first, the tune split beside it.
+    """
+    import asyncio
+
+    from evals.preference_eval import run
+
+    if vectors not in ("deferred", "inline"):
+        raise typer.BadParameter("deferred or inline", param_hint="--vectors")
+    with _workdir(data_dir) as work:
+        settings = _settings(work)
+        settings = settings.model_copy(
+            update={
+                "model": _model_settings(),
+                "memory": settings.memory.model_copy(update={"import_dense": vectors}),
+            }
+        )
+        report = asyncio.run(run(settings, users=users, progress=True))
+    _write_json(json_path, report.as_dict())
+    typer.echo(report.table())
+
+
 @eval_app.command("persona")
 def persona(json_path: JsonOut = None) -> None:
     """Token cost of the composed system prompt for 50 facts and 10 standing instructions.

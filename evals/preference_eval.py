@@ -1,0 +1,182 @@
+"""Preference surfacing: is a preference stated once in the prompt when a question needs it?
+
+Drives Attune through its public HTTP API, in process: for each synthetic user
+(``evals.preference_data``) it creates the user, imports ~340 turns of history in one
+``POST /v1/users/{id}/history``, and *at once*, without waiting for anything the import
+leaves to the background, sends each of the 20 questions to ``POST /prompt/preview``. A
+question is surfaced when the composed system prompt holds its preference's evidence word.
+Then it waits until every vector is written and every distillation job has run, and asks
+again. The composed prompt's length in words is reported beside both figures.
+
+The ``report`` split (topics, phrasings, distractor chats and users never used for tuning)
+is the headline; ``tune`` is printed beside it, labelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from evals.preference_data import Split, UserHistory, holds, make_user
+from wiring.settings import Settings
+
+WORD_LIMIT = 600
+
+
+@dataclass
+class Tally:
+    """Questions surfaced and prompt lengths, for one split at one moment."""
+
+    asked: int = 0
+    surfaced: int = 0
+    words: list[int] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Share of questions whose preference was in the system prompt."""
+        return self.surfaced / self.asked if self.asked else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as plain data."""
+        words = sorted(self.words) or [0]
+        return {
+            "asked": self.asked,
+            "surfaced": self.surfaced,
+            "rate": round(self.rate, 4),
+            "words_mean": round(sum(words) / len(words), 1),
+            "words_max": words[-1],
+            "over_limit": sum(w > WORD_LIMIT for w in words),
+        }
+
+
+@dataclass
+class PreferenceReport:
+    """Per split, figures straight after the import and once everything is written."""
+
+    mode: str
+    users: int
+    turns: int
+    tallies: dict[tuple[Split, str], Tally] = field(default_factory=dict)
+
+    def tally(self, split: Split, moment: str) -> Tally:
+        """The tally of ``split`` at ``moment`` (created on first use)."""
+        return self.tallies.setdefault((split, moment), Tally())
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as plain data."""
+        return {
+            "vectors": self.mode,
+            "users_per_split": self.users,
+            "turns_per_user_mean": self.turns,
+            **{f"{split}/{moment}": t.as_dict() for (split, moment), t in self.tallies.items()},
+        }
+
+    def table(self) -> str:
+        """A printable table, headline first."""
+        rows = []
+        for (split, moment), t in sorted(self.tallies.items(), key=lambda kv: kv[0][0] != "report"):
+            d = t.as_dict()
+            label = "report (held out, headline)" if split == "report" else "tune (tuned on)"
+            rows.append(
+                [label, moment, f"{d['surfaced']}/{d['asked']}", f"{d['rate']:.3f}",
+                 f"{d['words_mean']:.0f}", str(d["words_max"]), str(d["over_limit"])]
+            )  # fmt: skip
+        head = (
+            f"Preference surfacing: {self.users} users per split, ~{self.turns} imported turns "
+            f"each, 20 questions per user; import vectors: {self.mode}; word limit {WORD_LIMIT}"
+        )
+        cols = ["split", "when", "surfaced", "rate", "words mean", "max", f">{WORD_LIMIT}"]
+        misses = [
+            f"MISS [{split}/{moment}] {m}"
+            for (split, moment), t in self.tallies.items()
+            for m in t.misses[:10]
+        ]
+        widths = [max(len(str(r[i])) for r in [cols, *rows]) for i in range(len(cols))]
+        lines = [
+            "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True))
+            for r in [cols, *rows]
+        ]
+        return "\n".join([head, *lines, *misses])
+
+
+async def _probe(
+    client: httpx.AsyncClient, user: UserHistory, uid: str, key: str, tally: Tally
+) -> None:
+    auth = {"Authorization": f"Bearer {key}"}
+    for probe in user.probes:
+        r = await client.post(
+            f"/v1/users/{uid}/prompt/preview",
+            json={"messages": [{"role": "user", "content": probe.question}]},
+            headers=auth,
+        )
+        r.raise_for_status()
+        system = r.json()["system_prompt"]
+        tally.asked += 1
+        tally.words.append(len(system.split()))
+        if holds(system, probe.evidence):
+            tally.surfaced += 1
+        else:
+            tally.misses.append(f"{user.name} {probe.topic}: {probe.question}")
+
+
+async def _settle(app: Any, uid: str, within: float = 300.0) -> None:
+    """Wait until the user's vectors are written and no job is queued or running."""
+    from memory.records import jobs
+
+    services = app.state.services
+    async with asyncio.timeout(within):
+        while True:
+            busy = [
+                *jobs.list_jobs(services.engine, status="queued"),
+                *jobs.list_jobs(services.engine, status="running"),
+            ]
+            backlog = await asyncio.to_thread(services.memory.dense_backlog, uid)
+            if not busy and not backlog:
+                return
+            await asyncio.sleep(0.2)
+
+
+async def run(
+    settings: Settings, *, users: int = 2, progress: bool = False, backend: Any = None
+) -> PreferenceReport:
+    """Score ``users`` users of each split against an app built from ``settings``.
+
+    ``backend`` replaces the configured chat backend (tests pass a scripted one; the
+    preview only counts tokens with it).
+    """
+    from api.app import create_app
+
+    if settings.admin_key is None:
+        raise ValueError("the suite creates its users: set an admin key")
+    admin = {"Authorization": f"Bearer {settings.admin_key.get_secret_value()}"}
+    app = create_app(settings, backend=backend)
+    report = PreferenceReport(mode=settings.memory.import_dense, users=users, turns=0)
+    turns: list[int] = []
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://eval", timeout=600
+        ) as client:
+            for split in ("report", "tune"):
+                for index in range(users):
+                    user = make_user(split, index)
+                    turns.append(user.turns)
+                    r = await client.post("/v1/users", json={"name": user.name}, headers=admin)
+                    r.raise_for_status()
+                    uid, key = r.json()["id"], r.json()["api_key"]
+                    auth = {"Authorization": f"Bearer {key}"}
+                    r = await client.post(
+                        f"/v1/users/{uid}/history", json={"sessions": user.sessions}, headers=auth
+                    )
+                    r.raise_for_status()
+                    await _probe(client, user, uid, key, report.tally(split, "after import"))
+                    await _settle(app, uid)
+                    await _probe(client, user, uid, key, report.tally(split, "settled"))
+                    if progress:
+                        print(f"{user.name}: {user.turns} turns", flush=True)
+    report.turns = round(sum(turns) / len(turns)) if turns else 0
+    return report

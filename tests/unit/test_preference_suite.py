@@ -1,0 +1,36 @@
+"""The preference-surfacing suite: its data splits and a small slice run end to end."""
+
+from __future__ import annotations
+
+from evals.preference_data import chats, holds, make_user, topics
+from evals.preference_eval import WORD_LIMIT, run
+from wiring.settings import Settings
+
+
+def test_tune_and_report_share_no_topic_phrasing_chat_or_user() -> None:
+    tune, report = topics("tune"), topics("report")
+    assert len(tune) == len(report) == 20
+    assert not {t.id for t in tune} & {t.id for t in report}
+    assert not {s for t in tune for s in t.statements} & {s for t in report for s in t.statements}
+    assert not {tuple(c) for c in chats("tune")} & {tuple(c) for c in chats("report")}
+    assert make_user("tune", 0).name != make_user("report", 0).name
+
+
+def test_a_user_states_each_preference_once_among_300_chat_turns() -> None:
+    user = make_user("report", 1)
+    said = [t["content"] for s in user.sessions for t in s["turns"]]  # type: ignore[attr-defined]
+    assert len(user.probes) == 20 and user.turns >= 300 + 40
+    for topic in topics("report"):
+        assert sum(text in topic.statements for text in said) == 1
+        assert not any(holds(q.question, q.evidence) for q in user.probes)
+    assert make_user("report", 1) == user  # deterministic
+
+
+async def test_a_slice_runs_through_the_http_api(settings: Settings, backend) -> None:
+    settings.worker.embedded = True  # distillation runs, as under `attune serve`
+    report = await run(settings, users=1, backend=backend)
+    figures = report.as_dict()
+    for key in ("report/after import", "report/settled", "tune/after import", "tune/settled"):
+        assert figures[key]["asked"] == 20
+        assert figures[key]["words_max"] <= WORD_LIMIT
+    assert "report (held out, headline)" in report.table().splitlines()[2]
