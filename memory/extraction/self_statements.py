@@ -81,9 +81,20 @@ _PAST_EVENT = re.compile(
     r"(?P<rest>.*)$",
     FLAGS,
 )
+_SINCE = re.compile(
+    r"^i'?ve\s+(?P<what>(?:been\s+\w+ing|never\s+\w+ed|never\s+(?:been|had|eaten|drunk|"
+    r"driven|flown|seen|done|touched|smoked|owned))\b.*)$",
+    FLAGS,
+)
+_AFFECTS = re.compile(
+    r"^(?P<thing>[a-z][\w' -]{1,30}?)\s+(?P<verb>makes?|gives?|scares?|stress(?:es)?|bores?|"
+    r"calms?|relax(?:es)?|upsets?)\s+me\b(?P<rest>.*)$",
+    FLAGS,
+)
 _DATED = re.compile(r"\((?:around\s+)?\d{4}(?:-\d{2}){0,2}\)")
 _ES = re.compile(r"(?:s|sh|ch|x|z|o)$")
 _MAX_WORDS = 24
+_PRONOUN_SUBJECTS = words("it this that he she they you we which what who there everything")
 
 
 def self_statements(clause: str, subject: str = "The user") -> list[Statement]:
@@ -137,9 +148,19 @@ def _match(clause: str, subject: str) -> list[Statement]:
         if what in ("name",):
             return []
         return [("fact", f"{possessive} {what} {m['verb']} {third_person(m['rest'])}", None)]
+    if m := _SINCE.match(text):  # "I've been learning Japanese for a year", "I've never flown"
+        return [("fact", f"{subject} has {third_person(m['what'])}", None)]
+    if (m := _AFFECTS.match(text)) and m["thing"].split()[0].lower() not in _PRONOUN_SUBJECTS:
+        said = f"{m['thing']} {m['verb'].lower()} {_object(subject)}{third_person(m['rest'])}"
+        return [("preference", said[:1].upper() + said[1:], None)]
     if (m := _PAST_EVENT.match(text)) and _DATED.search(text):
         return [("fact", f"{subject} {m['verb'].lower()}{third_person(m['rest'])}", None)]
     return []
+
+
+def _object(subject: str) -> str:
+    """``subject`` as an object: "The user" → "the user", a name unchanged."""
+    return "the user" if subject == "The user" else subject
 
 
 def _third(verb: str) -> str:
