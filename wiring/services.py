@@ -119,8 +119,13 @@ class Core:
         self.backend().publish(name, path)
 
     def unpublish(self, name: str) -> bool:
-        """Release an adapter from the backend; a backend never loaded holds none."""
-        backend = self._backend
+        """Release an adapter from the backend.
+
+        A local backend never loaded holds none; vLLM servers hold what any process
+        published, so a ``vllm`` backend is built (no model load) to unload it there.
+        """
+        remote = self.settings.model.backend == "vllm"
+        backend = self.backend() if remote else self._backend
         return backend.unpublish(name) if backend is not None else False
 
     @property

@@ -12,7 +12,7 @@ import pytest
 import torch
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import PeftModel
 from transformers import AutoModelForCausalLM, GenerationMixin
 
 from adapters.backend import LocalBackend
@@ -21,6 +21,7 @@ from adapters.errors import AdapterNotFoundError
 from adapters.local import LocalChatModel
 from adapters.model_store import MARKER_FILE, ensure_base_model
 from adapters.streaming import GenerationResult
+from tests.loras import random_lora
 
 pytestmark = pytest.mark.model
 
@@ -42,12 +43,7 @@ def model_dir() -> Iterator[Path]:
 def adapters_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory holding one random (non-identity) LoRA adapter named ``tester``."""
     root = tmp_path_factory.mktemp("adapters")
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    config = LoraConfig(
-        r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False
-    )
-    get_peft_model(model, config).save_pretrained(str(root / ADAPTER))
+    random_lora(model_dir, root / ADAPTER, seed=0)
     return root
 
 
