@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from adapters.errors import BackendUnavailableError
 from api.auth import CurrentUserId, ServicesDep
 from api.errors import APIError, error_body
 from api.protocol import (
@@ -31,6 +32,7 @@ from graph.runner import (
     ChatMessage,
     DoneEvent,
     ErrorEvent,
+    Event,
     InvalidTurnError,
     ThreadNotFoundError,
     TokenEvent,
@@ -240,6 +242,18 @@ async def chat_completions(
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     chunk_id = f"chatcmpl-{reply_id}"
+    # A turn no model server can take fails before its first token: it gets its status
+    # (503 with Retry-After) as a non-streamed one does; later failures go into the stream.
+    events = stream.events()
+    first = await anext(events)
+    if isinstance(first, ErrorEvent) and isinstance(first.error, BackendUnavailableError):
+        services.metrics.turns.labels(target="unknown", outcome="error").inc()
+        raise first.error
+
+    async def turn_events() -> AsyncIterator[Event]:
+        yield first
+        async for event in events:
+            yield event
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         payload = {
@@ -255,7 +269,7 @@ async def chat_completions(
     async def sse() -> AsyncIterator[str]:
         # If the client goes away, this generator is closed; the turn's task is not.
         yield chunk({"role": "assistant", "content": ""})
-        async for event in stream.events():
+        async for event in turn_events():
             if isinstance(event, TokenEvent):
                 yield chunk({"content": event.text})
             elif isinstance(event, DoneEvent):

@@ -227,6 +227,17 @@ async def test_with_every_server_down_chat_answers_503_or_falls_back(
         assert r.status_code == 503, r.text
         assert r.headers["Retry-After"] == "7"
         assert nowhere in r.json()["error"]["message"]
+        streamed = await api.client.post(
+            "/v1/chat/completions",
+            json={
+                "model": "attune",
+                "messages": [{"role": "user", "content": "hi"}],
+                "stream": True,
+            },
+            headers=api.auth(key),
+        )
+        assert streamed.status_code == 503, streamed.text
+        assert streamed.headers["Retry-After"] == "7"
 
     fallback = vllm_backend(nowhere, vllm_model_dir, adapters_dir, vllm_fallback="local")
     async for api in open_api(settings, fallback):
