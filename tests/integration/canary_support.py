@@ -250,6 +250,20 @@ def chroma_items_with(url: str, needle: str) -> list[str]:
     return found
 
 
+def chroma_server_entries(url: str, ids: set[str]) -> list[str]:
+    """Entries ``ids`` still in any collection of a Chroma server (by id: no text is kept)."""
+    from memory.retrieval.vectors import VectorSettings, make_client
+
+    if not ids:
+        return []
+    client = make_client(VectorSettings(url=url))
+    return [
+        f"{collection.name}:{entry}"
+        for collection in client.list_collections()
+        for entry in collection.get(ids=sorted(ids), include=[])["ids"]
+    ]
+
+
 def redis_keys_with(url: str, needle: str) -> list[str]:
     """Keys of the Redis database at ``url`` whose name or value holds ``needle``."""
     import redis

@@ -183,12 +183,18 @@ async def test_no_table_collection_or_key_holds_a_deleted_canary(
     log_file: Path,
 ) -> None:
     canaries = _canaries()
+    vectors_of: dict[str, set[str]] = {c: set() for c in canaries}
+    engine = db.make_engine(scaled_settings.db)
 
     def scan(needle: str) -> dict[str, list[str]]:
-        return {
+        vectors_of[needle] |= canary.memory_ids_with(engine, needle)
+        found = {
             "tables": canary.postgres_rows_with(postgres_db, needle),
             "files": canary.files_with(scaled_settings.data_dir, needle),
         }
+        if vectors_of[needle]:  # the edit's canary is in no memory
+            found["vectors"] = canary.chroma_server_entries(chroma_url, vectors_of[needle])
+        return found
 
     async for api in open_api(scaled_settings, ScriptedBackend(script=REPLY)):
         left = await _flow_and_delete(api, canaries, scan)
@@ -197,4 +203,5 @@ async def test_no_table_collection_or_key_holds_a_deleted_canary(
                 "collections": canary.chroma_items_with(chroma_url, needle),
                 "redis": canary.redis_keys_with(redis_url, needle),
             }
+    engine.dispose()
     assert left == _nothing(left), left
