@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from wiring.settings import Settings
 
 eval_app = typer.Typer(

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 SUMMARY_PROMPT = "summary"
 """The summary model's system prompt: ``graph/prompts/summary/v<N>.md``, plain text with no
-variables. ``memory`` does not import ``graph``: the composition root (``wiring/services.py``) renders
-it and passes the text in."""
+variables. ``memory`` does not import ``graph``: the composition root
+(``wiring/services.py``) renders it and passes the text in."""
 SUMMARY_PROMPT_VERSION = "v1"
 
 _TURN_CHARS = 1000
