@@ -66,30 +66,25 @@ def clause_examples(data: Sequence[Example]) -> list[tuple[str, str]]:
 
 
 def fit(
-    vectors: np.ndarray[Any, Any],
-    targets: np.ndarray[Any, Any],
-    n_labels: int,
-    *,
-    l2: float = 1e-4,
-    steps: int = 600,
-    lr: float = 2.0,
+    vectors: np.ndarray[Any, Any], targets: np.ndarray[Any, Any], n_labels: int, *, c: float = 10.0
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Softmax regression by full-batch gradient descent from zeros (deterministic)."""
-    n, d = vectors.shape
-    weights = np.zeros((d, n_labels), dtype=np.float64)
-    bias = np.zeros(n_labels, dtype=np.float64)
-    onehot = np.eye(n_labels)[targets]
-    counts = onehot.sum(axis=0)
-    sample_w = (n / (n_labels * np.maximum(counts, 1)))[targets]  # balance the classes
-    sample_w /= sample_w.sum()
-    for _ in range(steps):
-        logits = vectors @ weights + bias
-        logits -= logits.max(axis=1, keepdims=True)
-        probs = np.exp(logits)
-        probs /= probs.sum(axis=1, keepdims=True)
-        grad = (probs - onehot) * sample_w[:, None]
-        weights -= lr * (vectors.T @ grad + l2 * weights)
-        bias -= lr * grad.sum(axis=0)
+    """Softmax regression (L-BFGS, balanced classes; deterministic): weights and bias.
+
+    ``c`` (inverse L2 strength) was chosen by 3-fold cross-validation over the ``train``
+    split's templates (folds by template, so a fold's phrasings are unseen): accuracy rose
+    from C=0.3 to C=10 and was flat beyond; the ``heldout`` split played no part.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
+    model.fit(vectors, targets)
+    weights = np.zeros((vectors.shape[1], n_labels))
+    bias = np.full(n_labels, -1e4)  # a label absent from training is never predicted
+    coef, intercept = model.coef_, model.intercept_
+    if coef.shape[0] == 1:  # two classes: one logit, the first class's is zero
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, intercept]
+    weights[:, model.classes_] = coef.T
+    bias[model.classes_] = intercept
     return weights, bias
 
 

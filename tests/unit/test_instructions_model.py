@@ -88,8 +88,8 @@ def test_training_is_deterministic_and_learns_separable_data() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 8))
     y = (x[:, 0] > 0).astype(int)
-    w1, b1 = fit(x, y, 2, steps=200)
-    w2, b2 = fit(x, y, 2, steps=200)
+    w1, b1 = fit(x, y, 2)
+    w2, b2 = fit(x, y, 2)
     assert np.array_equal(w1, w2) and np.array_equal(b1, b2)
     clf = InstructionClassifier(["a", "b"], w1, b1)
     assert np.mean(clf.probabilities(x).argmax(axis=1) == y) > 0.9
