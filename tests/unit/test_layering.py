@@ -48,5 +48,5 @@ def test_workers_reach_the_root_only_inside_functions() -> None:
     # The root's stack imports workers; workers may use the root only lazily (no cycle).
     for path in (ROOT / "workers").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        top = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module]
-        assert not [n.module for n in top if n.module.split(".")[0] == "wiring"], path
+        top = [n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.module]
+        assert not [m for m in top if m.split(".")[0] == "wiring"], path
