@@ -218,8 +218,10 @@ def _load(
                 "content_hash": content_hash(e.text),
                 "created_at": datetime.fromtimestamp(e.created_at, UTC),
                 "valid_from": datetime.fromtimestamp(e.created_at, UTC),
+                # Sessions of 20: hybrid search reads neighbours within a thread.
+                "thread_id": f"thr_bench{i // 20:06d}",
             }
-            for e in entries
+            for i, e in zip(range(lo, hi), entries, strict=True)
         ]
         memory.vectors.upsert(user_id, entries, vecs.tolist())
         memory.lexical.upsert(user_id, entries)

@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from tqdm import tqdm
 
 from evals.memory_data import DataUser, MemoryDataset, Question
-from evals.memory_sweep import fusion_sweep, sweep_table
+from evals.memory_sweep import cell, dev_users, fusion_sweep, sweep_table
 from evals.stats import percentile
 from memory.history import ImportSession, ImportTurn, import_history
 from memory.records import db, repo
@@ -84,6 +84,9 @@ class RunResult:
     latency_ms: dict[str, float]
     by_category: dict[str, float]
     """Recall@10 per question category."""
+    held_out: float | None
+    """Recall@10 on test users asked with test templates (``evals.memory_sweep.cell``):
+    the figure no setting was chosen on."""
     per_question: list[dict[int, float]] = field(repr=False)
 
 
@@ -121,6 +124,7 @@ class MemoryEvalReport:
                     "recall": {f"@{k}": round(v, 4) for k, v in r.recall.items()},
                     "latency_ms": {k: round(v, 2) for k, v in r.latency_ms.items()},
                     "recall@10_by_category": {k: round(v, 4) for k, v in r.by_category.items()},
+                    "held_out_recall@10": r.held_out,
                 }
                 for r in self.results
             ],
@@ -165,6 +169,11 @@ class MemoryEvalReport:
                 f"({_fmt(m['relative'], '+.1%')}), "
                 f"95% CI {m['ci95'][0]:+.3f}..{m['ci95'][1]:+.3f} (paired bootstrap)"
             )
+        held = {m: self.result("episodic", m).held_out for m in MODES}
+        lines.append(
+            "  held-out R@10 (episodic; test users asked with test templates, nothing tuned "
+            "on them): " + ", ".join(f"{m} {_fmt(v, '.3f')}" for m, v in held.items())
+        )
         cats = sorted(self.result("episodic", "hybrid").by_category)
         lines += ["", "  recall@10 by category (episodic)   " + "".join(f"{m:>9}" for m in MODES)]
         counts = n["by_category"]
@@ -292,8 +301,12 @@ def _search_all(
     results = []
     for (kinds_name, mode_name), per_q in scores.items():
         cats: dict[str, list[float]] = {}
+        held: list[float] = []
+        dev = dev_users(list(user_ids))
         for q, s in zip(questions, per_q, strict=True):
             cats.setdefault(q.category, []).append(s[10])
+            if cell(q, dev) == "test":
+                held.append(s[10])
         lat = latency[(kinds_name, mode_name)]
         results.append(
             RunResult(
@@ -306,6 +319,7 @@ def _search_all(
                     "mean": sum(lat) / len(lat),
                 },
                 by_category={c: sum(v) / len(v) for c, v in sorted(cats.items())},
+                held_out=sum(held) / len(held) if held else None,
                 per_question=per_q,
             )
         )

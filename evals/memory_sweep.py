@@ -1,14 +1,10 @@
 """What-if fusion settings for hybrid retrieval, scored on the memory eval's questions.
 
-Each question's rankings are fetched once through the index protocols — dense
-(``VectorIndex.query``), lexical (``LexicalIndex.query``, on the question as asked and with
-English function words removed) and recency — and fused offline with
-``memory.retrieval.fusion.reciprocal_rank_fusion`` under each candidate setting, then moved by the
-priors (``memory.retrieval.fusion.apply_priors``) and collapsed to one memory per text, the way
-``MemoryService.search`` does (recency alone never admits a memory). The first row uses
-the service's own settings and must match its hybrid line; any difference means this
-module no longer mirrors ``search``. Two reference rows say where hybrid's margin comes
-from: dense alone (the dense baseline) and dense with the priors but no lexical votes.
+Each candidate setting replaces the service's retrieval settings for one pass of
+``MemoryService.search`` over every question (restored after), so the sweep measures the
+production code itself; the first row is the service's own settings and equals its hybrid
+line. Two reference rows say where hybrid's margin comes from: dense alone (the dense
+baseline) and dense with the old priors but no lexical votes.
 
 To keep the choice honest, settings are chosen on dev and reported on test, split twice:
 by user (half the users each) and by question template (``template_split``: each
@@ -26,13 +22,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlmodel import Session, col, select
-
 from evals import memory_phrases as P
 from evals.memory_data import Question
-from memory.records.tables import Memory, MemorySource
-from memory.retrieval.fusion import apply_priors, memory_prior, reciprocal_rank_fusion
-from memory.retrieval.lexical import strip_stopwords
 from memory.service import MemoryService
 
 KINDS = ["episodic"]
@@ -51,6 +42,19 @@ class Candidate:
     strip_stopwords: bool = False
     user_said: float = 0.0
     question: float = 0.0
+
+    def update(self) -> dict[str, Any]:
+        """The ``MemorySettings`` fields this setting replaces."""
+        return {
+            "rrf_k": self.rrf_k,
+            "dense_weight": self.dense,
+            "lexical_weight": self.lexical,
+            "recency_weight": self.recency,
+            "fetch_k": self.fetch_k,
+            "hybrid_lexical_stopwords": not self.strip_stopwords,
+            "user_said_prior": self.user_said,
+            "question_prior": self.question,
+        }
 
 
 CANDIDATES = (
@@ -116,32 +120,19 @@ def template_split(question: str) -> str:
     return "dev" if hashlib.sha256(template.encode()).digest()[0] % 2 == 0 else "test"
 
 
-def _recent(memory: MemoryService, user_id: str, n: int) -> list[str]:
-    """The user's newest episodic memories, as ``MemoryService.search`` ranks recency."""
-    query = (
-        select(Memory.id)
-        .where(Memory.user_id == user_id, col(Memory.kind).in_(KINDS))
-        .order_by(col(Memory.created_at).desc())
-        .limit(n)
-    )
-    with Session(memory.engine) as session:
-        return list(session.exec(query).all())
+def dev_users(user_keys: Sequence[str]) -> set[str]:
+    """Half the users, the dev side of the user split (every other one, sorted)."""
+    return set(sorted(user_keys)[0::2])
 
 
-def _one_per_text(ids: Sequence[str], rows: dict[str, tuple[str | None, str, str]]) -> list[str]:
-    """``ids`` without later copies of a text, as ``MemoryService.search`` returns them."""
-    seen: set[str] = set()
-    out = []
-    for i in ids:
-        if rows[i][2] not in seen:
-            seen.add(rows[i][2])
-            out.append(i)
-    return out
-
-
-def _recall10(ids: Sequence[str], external: dict[str, str | None], gold: Sequence[str]) -> float:
-    found = {external.get(i) for i in ids[:10]}
-    return len(found & set(gold)) / len(gold)
+def cell(question: Question, dev: set[str]) -> str | None:
+    """``dev`` (dev user, dev template), ``test`` (test user, test template) or ``None``."""
+    side = template_split(question.text)
+    if question.user in dev and side == "dev":
+        return "dev"
+    if question.user not in dev and side == "test":
+        return "test"
+    return None
 
 
 def fusion_sweep(
@@ -149,98 +140,41 @@ def fusion_sweep(
 ) -> dict[str, Any]:
     """Recall@10 of hybrid retrieval (episodic) under the service's and other settings.
 
+    Each setting is scored by ``MemoryService.search`` itself, its settings replaced for
+    the run (and restored after), so the first row is the service's hybrid line.
+
     Returns:
         ``rows``: per setting, recall@10 on all questions, on dev (dev users, dev
-        templates) and on test (test users, test templates)
-        (the first is the service's settings, the second dense alone for reference);
-        ``chosen``: the best fused setting on dev and its test figure beside the current
-        settings' and dense alone's.
+        templates) and on test (test users, test templates) (the first is the service's
+        settings, the second dense alone for reference); ``chosen``: the best fused
+        setting on dev and its test figure beside the current settings' and dense
+        alone's.
     """
-    s = memory.settings
-    current = Candidate(
-        "current settings",
-        s.rrf_k,
-        s.dense_weight,
-        s.lexical_weight,
-        s.recency_weight,
-        s.fetch_k,
-        strip_stopwords=not s.hybrid_lexical_stopwords,
-        user_said=s.user_said_prior,
-        question=s.question_prior,
-    )
-    candidates = (current, *CANDIDATES)
-    fetch = max(c.fetch_k for c in candidates)
-    cache = []
-    for q in questions:
-        uid = user_ids[q.user]
-        vector = memory.embedder.embed([q.text])[0]
-        cache.append(
-            {
-                "dense": [
-                    h.memory_id for h in memory.vectors.query(uid, vector, k=fetch, kinds=KINDS)
-                ],
-                "lexical": [
-                    h.memory_id for h in memory.lexical.query(uid, q.text, k=fetch, kinds=KINDS)
-                ],
-                "lexical_stripped": [
-                    h.memory_id
-                    for h in memory.lexical.query(
-                        uid, strip_stopwords(q.text), k=fetch, kinds=KINDS
-                    )
-                ],
-                "recency": _recent(memory, uid, fetch),
-            }
-        )
-    ids = {i for c in cache for ranking in c.values() for i in ranking}
-    with Session(memory.engine) as session:
-        links = session.exec(select(MemorySource).where(col(MemorySource.memory_id).in_(ids))).all()
-        facts = {
-            r.id: (r.speaker, r.text, r.content_hash)
-            for r in session.exec(select(Memory).where(col(Memory.id).in_(ids))).all()
-        }
-    external = {link.memory_id: link.external_id for link in links}
-    users = sorted(user_ids)
-    dev = set(users[0::2])
+    base = memory.settings
+    dev = dev_users(list(user_ids))
     rows: list[dict[str, Any]] = []
-    for cand in candidates:
-        scores = []
-        for q, c in zip(questions, cache, strict=True):
-            n = max(cand.fetch_k, 20)
-            lexical = c["lexical_stripped" if cand.strip_stopwords else "lexical"]
-            fused = reciprocal_rank_fusion(
-                {"dense": c["dense"][:n], "lexical": lexical[:n], "recency": c["recency"][:n]},
-                {"dense": cand.dense, "lexical": cand.lexical, "recency": cand.recency},
-                rrf_k=cand.rrf_k,
-            )
-            fused = [f for f in fused if set(f.ranks) - {"recency"}]
-            if cand.user_said or cand.question:
-                priors = {
-                    f.id: memory_prior(
-                        facts[f.id][0],
-                        facts[f.id][1],
-                        user_said=cand.user_said,
-                        question=cand.question,
-                    )
-                    for f in fused
+    try:
+        for cand in (None, *CANDIDATES):
+            memory.settings = base if cand is None else base.model_copy(update=cand.update())
+            scores = []
+            for q in questions:
+                hits = memory.search(user_ids[q.user], q.text, k=10, kinds=KINDS)
+                found = {s["external_id"] for h in hits for s in h.sources}
+                scores.append((cell(q, dev), len(found & set(q.gold)) / len(q.gold)))
+            dev_s = [v for side, v in scores if side == "dev"]
+            test_s = [v for side, v in scores if side == "test"]
+            params = vars(cand) if cand is not None else {"lexical": base.lexical_weight}
+            rows.append(
+                {
+                    "setting": cand.name if cand is not None else "current settings",
+                    "params": {k: v for k, v in params.items() if k != "name"},
+                    "recall@10": round(sum(v for _, v in scores) / len(scores), 4),
+                    "dev": round(sum(dev_s) / len(dev_s), 4) if dev_s else None,
+                    "test": round(sum(test_s) / len(test_s), 4) if test_s else None,
                 }
-                unit = max(cand.dense, cand.lexical) / (cand.rrf_k + 1)
-                fused = apply_priors(fused, priors, unit=unit)
-            ranked = _one_per_text([f.id for f in fused], facts)
-            side = template_split(q.text)
-            cell = "dev" if q.user in dev and side == "dev" else None
-            cell = "test" if q.user not in dev and side == "test" else cell
-            scores.append((cell, _recall10(ranked, external, q.gold)))
-        dev_s = [v for cell, v in scores if cell == "dev"]
-        test_s = [v for cell, v in scores if cell == "test"]
-        rows.append(
-            {
-                "setting": cand.name,
-                "params": {k: v for k, v in vars(cand).items() if k != "name"},
-                "recall@10": round(sum(v for _, v in scores) / len(scores), 4),
-                "dev": round(sum(dev_s) / len(dev_s), 4) if dev_s else None,
-                "test": round(sum(test_s) / len(test_s), 4) if test_s else None,
-            }
-        )
+            )
+    finally:
+        memory.settings = base
     fused_rows = [r for r in rows[1:] if r["params"]["lexical"] > 0]
     ablation = next(r for r in rows if r["setting"].startswith("dense + priors"))
     best = max(fused_rows, key=lambda r: (r["dev"] or 0.0, -rows.index(r)))

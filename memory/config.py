@@ -82,10 +82,15 @@ class MemorySettings(BaseModel):
     by name ("What did Caroline research?") or, for the user, in the first person
     ("What's my dog called?"), in first-place votes
     (``memory.retrieval.search.named_speaker_ids``)."""
+    neighbour_weight: float = Field(default=0.1, ge=0)
+    """Hybrid only: each of the ``neighbour_top`` best results passes this share of its
+    score to the episodic memories next to it in its thread (evidence comes in runs of
+    turns; ``memory.retrieval.fusion.spread_to_neighbours``). 0: off."""
+    neighbour_top: int = Field(default=30, ge=1, le=1000)
     index_context_chars: int = Field(default=150, ge=0, le=2000)
     """Characters of each neighbouring turn indexed with an episodic memory (0: none);
     see ``memory.retrieval.keys``."""
-    vector_wait_s: float = Field(default=30.0, ge=0)
+    vector_wait_s: float = Field(default=60.0, ge=0)
     """How long a search waits for vectors a deferred import of the same user is still
     writing in this process (read-your-writes: a half-written dense index ranks worse
     than none). Past it the search ranks without the dense index."""

@@ -51,8 +51,9 @@ def import_history(
 ) -> ImportResult:
     """Write the sessions' threads and turns; turns whose ids exist already are skipped.
 
-    Turns without ``created_at`` are placed one second apart from the session's start, so
-    their order survives. Everything is written in one transaction.
+    Turns without ``created_at`` are placed one second apart from the session's start, and
+    consecutive turns given the same ``created_at`` one microsecond apart, so their order
+    survives (search reads a turn's neighbours by it). Everything is written in one transaction.
     """
     result = ImportResult(sessions=len(sessions))
     external_ids = [t.id for s in sessions for t in s.turns]
@@ -91,10 +92,18 @@ def import_history(
                 session.add(thread)
                 result.threads_created += 1
             result.thread_ids[s.id] = thread.id
+            previous: tuple[datetime, datetime] | None = None  # (as given, as stored)
             for i, t in enumerate(s.turns):
                 if t.id in known:
                     result.turns_skipped += 1
                     continue
+                when = t.created_at or s.started_at + timedelta(seconds=i)
+                if previous is not None and when == previous[0]:
+                    # Turns given one timestamp (a session's date) keep their order.
+                    stored = previous[1] + timedelta(microseconds=1)
+                else:
+                    stored = when
+                previous = (when, stored)
                 turn = Turn(
                     user_id=user_id,
                     thread_id=thread.id,
@@ -102,7 +111,7 @@ def import_history(
                     speaker=t.speaker,
                     content=t.content,
                     external_id=t.id,
-                    created_at=t.created_at or s.started_at + timedelta(seconds=i),
+                    created_at=stored,
                 )
                 result.new_turns.append(turn)
                 thread.updated_at = max(thread.updated_at, turn.created_at)

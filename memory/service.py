@@ -447,7 +447,13 @@ class MemoryService:
             for r, key in zip(rows, keys, strict=True)
         ]
         if dense:
-            self.vectors.upsert(user_id, entries, self.embedder.embed(list(keys)))
+            # The text's vector, and the key's where it says more (episodic turns):
+            # search takes the better of the two (``search.dense_ranking``).
+            keyed = [i for i, (r, key) in enumerate(zip(rows, keys, strict=True)) if key != r.text]
+            vectors = self.embedder.embed([r.text for r in rows] + [keys[i] for i in keyed])
+            self.vectors.upsert(user_id, entries, vectors[: len(rows)])
+            if keyed:
+                self.vectors.upsert_keys(user_id, [entries[i] for i in keyed], vectors[len(rows) :])
         if lexical:
             self.lexical.upsert(user_id, entries)
 

@@ -67,6 +67,25 @@ def apply_priors(
     return sorted(out, key=lambda f: (-f.score, min(f.ranks.values(), default=0), f.id))
 
 
+def spread_to_neighbours(
+    fused: Sequence[Fused], neighbours: Mapping[str, Sequence[str]], *, weight: float
+) -> list[Fused]:
+    """Give each item's neighbours ``weight`` times its score, and re-sort.
+
+    Evidence in a conversation comes in runs of turns: the turn next to a good match
+    often holds the rest of the answer ("Yes, twice!" after "Have you been?"). A
+    neighbour no retriever found enters with the rank ``context`` of the item that
+    brought it.
+    """
+    out = {f.id: Fused(f.id, f.score, dict(f.ranks)) for f in fused}
+    for rank, f in enumerate(fused, start=1):
+        for n in neighbours.get(f.id, ()):
+            entry = out.setdefault(n, Fused(n, 0.0, {}))
+            entry.score += weight * f.score
+            entry.ranks.setdefault("context", rank)
+    return sorted(out.values(), key=lambda f: (-f.score, min(f.ranks.values()), f.id))
+
+
 def memory_prior(speaker: str | None, text: str, *, user_said: float, question: float) -> float:
     """The prior of one memory, for :func:`apply_priors`.
 

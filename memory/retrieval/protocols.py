@@ -62,16 +62,33 @@ class VectorIndex(Protocol):
         """The ``k`` nearest of the user's entries (optionally only ``kinds``), best first."""
         ...
 
+    def upsert_keys(
+        self, user_id: str, entries: Sequence[IndexEntry], vectors: Sequence[Sequence[float]]
+    ) -> None:
+        """Add or replace second vectors for ``entries``: their retrieval keys.
+
+        A memory may have a key beside its text (``memory.retrieval.keys``: an episodic
+        turn with its speaker, date and neighbours); its vector lives beside the text's,
+        is found by :meth:`query_keys`, and goes with the entry on every delete.
+        """
+        ...
+
+    def query_keys(
+        self, user_id: str, vector: Sequence[float], *, k: int, kinds: Sequence[str] | None = None
+    ) -> list[IndexHit]:
+        """As :meth:`query`, over the key vectors."""
+        ...
+
     def delete(self, user_id: str, memory_ids: Sequence[str]) -> None:
-        """Remove entries (unknown ids are ignored)."""
+        """Remove entries, their key vectors included (unknown ids are ignored)."""
         ...
 
     def delete_user(self, user_id: str) -> None:
-        """Remove everything indexed for ``user_id``."""
+        """Remove everything indexed for ``user_id``, key vectors included."""
         ...
 
     def count(self, user_id: str) -> int:
-        """How many entries ``user_id`` has."""
+        """How many entries ``user_id`` has (key vectors not counted)."""
         ...
 
 

@@ -12,12 +12,19 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from memory.config import MemorySettings
 from memory.records.tables import Memory, MemorySource
-from memory.retrieval.fusion import Fused, apply_priors, memory_prior, reciprocal_rank_fusion
+from memory.retrieval.fusion import (
+    Fused,
+    apply_priors,
+    memory_prior,
+    reciprocal_rank_fusion,
+    spread_to_neighbours,
+)
 from memory.retrieval.keys import speakers
 from memory.retrieval.lexical import strip_stopwords
 from memory.retrieval.protocols import Embedder, LexicalIndex, VectorIndex
@@ -76,9 +83,7 @@ def search(
     rankings: dict[str, list[str]] = {}
     if mode == "dense" or (mode == "hybrid" and dense_ready):
         vector = embedder.embed([query])[0]
-        rankings["dense"] = [
-            h.memory_id for h in vectors.query(user_id, vector, k=fetch, kinds=kinds)
-        ]
+        rankings["dense"] = dense_ranking(vectors, user_id, vector, k=fetch, kinds=kinds)
     if mode in ("hybrid", "lexical"):
         terms = query
         if mode == "hybrid" and not s.hybrid_lexical_stopwords:
@@ -108,6 +113,12 @@ def search(
                 priors[i] += s.speaker_prior
         unit = max(s.dense_weight, s.lexical_weight) / (s.rrf_k + 1)
         fused = apply_priors(fused, priors, unit=unit)
+    if mode == "hybrid" and s.neighbour_weight and (kinds is None or "episodic" in kinds):
+        top = [rows[f.id] for f in fused[: s.neighbour_top] if f.id in rows]
+        fused = spread_to_neighbours(
+            fused, neighbour_ids(engine, user_id, top), weight=s.neighbour_weight
+        )
+        rows |= load_rows(engine, user_id, [f.id for f in fused if f.id not in rows])
     kept = _best_distinct(
         fused, rows, k=k, include_invalid=include_invalid, exclude_thread_id=exclude_thread_id
     )
@@ -121,6 +132,31 @@ FIRST_PERSON = frozenset(
     ["i", "me", "my", "mine", "myself", "we", "us", "our", "ours", "ourselves"]
 )
 """Words by which a query names the user: "What's my dog called?" asks about the user."""
+
+
+def dense_ranking(
+    vectors: VectorIndex,
+    user_id: str,
+    vector: Sequence[float],
+    *,
+    k: int,
+    kinds: Sequence[str] | None,
+) -> list[str]:
+    """The ``k`` memories nearest ``vector`` by their text or their key, best first.
+
+    A memory's similarity is the better of its text's and its key's (an episodic turn's
+    key adds its speaker, date and neighbours, ``memory.retrieval.keys``): the text
+    alone matches a question about what was said, the key one that names who and when
+    or needs the turn's context.
+    """
+    best: dict[str, float] = {}
+    for hits in (
+        vectors.query(user_id, vector, k=k, kinds=kinds),
+        vectors.query_keys(user_id, vector, k=k, kinds=kinds),
+    ):
+        for h in hits:
+            best[h.memory_id] = max(best.get(h.memory_id, h.score), h.score)
+    return sorted(best, key=lambda i: (-best[i], i))[:k]
 
 
 def named_speaker_ids(engine: Engine, query: str, rows: Mapping[str, Memory]) -> list[str]:
@@ -187,6 +223,32 @@ def recent_ids(engine: Engine, user_id: str, n: int, kinds: Sequence[str] | None
         query = query.where(col(Memory.kind).in_(kinds))
     with _session(engine) as session:
         return list(session.exec(query.order_by(col(Memory.created_at).desc()).limit(n)).all())
+
+
+def neighbour_ids(engine: Engine, user_id: str, rows: Sequence[Memory]) -> dict[str, list[str]]:
+    """The episodic memories just before and after each episodic memory of ``rows``.
+
+    Neighbours are next to each other in their thread by ``created_at`` (history imports
+    keep turns that share a timestamp in order, a microsecond apart).
+    """
+    episodic = [r for r in rows if r.kind == "episodic" and r.thread_id is not None]
+    if not episodic:
+        return {}
+    stmt = sa.text(
+        "SELECT id, before, after FROM ("
+        "  SELECT id, LAG(id) OVER w AS before, LEAD(id) OVER w AS after FROM memories"
+        "  WHERE user_id = :uid AND kind = 'episodic' AND thread_id IN :threads"
+        "  WINDOW w AS (PARTITION BY thread_id ORDER BY created_at, id)"
+        ") AS ordered WHERE id IN :ids"
+    ).bindparams(sa.bindparam("threads", expanding=True), sa.bindparam("ids", expanding=True))
+    params = {
+        "uid": user_id,
+        "threads": sorted({str(r.thread_id) for r in episodic}),
+        "ids": [r.id for r in episodic],
+    }
+    with engine.connect() as conn:
+        found = conn.execute(stmt, params).all()
+    return {str(i): [str(n) for n in (b, a) if n is not None] for i, b, a in found}
 
 
 def load_rows(engine: Engine, user_id: str, ids: Sequence[str]) -> dict[str, Memory]:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # readable; any other id is hashed. The two prefixes differ, so the schemes never collide.
 _PLAIN_PREFIX = "attune-u-"
 _HASHED_PREFIX = "attune-h-"
+_KEYS_PREFIX = "attune-k-"  # key vectors (``upsert_keys``): always hashed, fits 63
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{0,53}[A-Za-z0-9]")
 
 T = TypeVar("T")
@@ -46,8 +47,10 @@ class VectorSettings(BaseModel):
     path: Path | None = None
 
 
-def collection_name(user_id: str) -> str:
-    """The Chroma collection holding ``user_id``'s vectors (stable, injective)."""
+def collection_name(user_id: str, *, keys: bool = False) -> str:
+    """The Chroma collection holding ``user_id``'s vectors, or key vectors (stable, injective)."""
+    if keys:
+        return _KEYS_PREFIX + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:48]
     if _PLAIN_ID.fullmatch(user_id):
         return _PLAIN_PREFIX + user_id
     return _HASHED_PREFIX + hashlib.sha256(user_id.encode("utf-8")).hexdigest()[:48]
@@ -79,6 +82,22 @@ class ChromaVectorIndex:
         self, user_id: str, entries: Sequence[IndexEntry], vectors: Sequence[Sequence[float]]
     ) -> None:
         """Add or replace ``entries`` (same order as ``vectors``) for ``user_id``."""
+        self._upsert(user_id, entries, vectors, keys=False)
+
+    def upsert_keys(
+        self, user_id: str, entries: Sequence[IndexEntry], vectors: Sequence[Sequence[float]]
+    ) -> None:
+        """Add or replace key vectors for ``entries``, in the user's second collection."""
+        self._upsert(user_id, entries, vectors, keys=True)
+
+    def _upsert(
+        self,
+        user_id: str,
+        entries: Sequence[IndexEntry],
+        vectors: Sequence[Sequence[float]],
+        *,
+        keys: bool,
+    ) -> None:
         if len(entries) != len(vectors):
             raise ValueError(f"{len(entries)} entries but {len(vectors)} vectors")
         if not entries:
@@ -100,14 +119,27 @@ class ChromaVectorIndex:
                     metadatas=metadatas[i : i + step],
                 )
 
-        self._with_collection(user_id, run, create=True)
+        self._with_collection(user_id, run, create=True, keys=keys)
+
+    def query_keys(
+        self, user_id: str, vector: Sequence[float], *, k: int, kinds: Sequence[str] | None = None
+    ) -> list[IndexHit]:
+        """As :meth:`query`, over the key vectors."""
+        return self.query(user_id, vector, k=k, kinds=kinds, keys=True)
 
     def query(
-        self, user_id: str, vector: Sequence[float], *, k: int, kinds: Sequence[str] | None = None
+        self,
+        user_id: str,
+        vector: Sequence[float],
+        *,
+        k: int,
+        kinds: Sequence[str] | None = None,
+        keys: bool = False,
     ) -> list[IndexHit]:
         """The ``k`` nearest of the user's entries (optionally only ``kinds``), best first.
 
-        A user with nothing indexed, ``k < 1`` or an empty ``kinds`` gives ``[]``.
+        A user with nothing indexed, ``k < 1`` or an empty ``kinds`` gives ``[]``;
+        ``keys`` searches the key vectors instead.
         """
         if k < 1 or (kinds is not None and not kinds):
             return []
@@ -129,10 +161,10 @@ class ChromaVectorIndex:
                 for i, d in zip(ids, distances, strict=True)
             ]
 
-        return self._with_collection(user_id, run, create=False) or []
+        return self._with_collection(user_id, run, create=False, keys=keys) or []
 
     def delete(self, user_id: str, memory_ids: Sequence[str]) -> None:
-        """Remove entries (unknown ids are ignored)."""
+        """Remove entries and their key vectors (unknown ids are ignored)."""
         if not memory_ids:
             return
         ids = list(dict.fromkeys(memory_ids))
@@ -143,23 +175,24 @@ class ChromaVectorIndex:
                 col.delete(ids=ids[i : i + step])
 
         self._with_collection(user_id, run, create=False)
+        self._with_collection(user_id, run, create=False, keys=True)
 
     def delete_user(self, user_id: str) -> None:
-        """Remove everything indexed for ``user_id`` (its whole collection)."""
+        """Remove everything indexed for ``user_id`` (both its collections)."""
         from chromadb.errors import NotFoundError
 
-        name = collection_name(user_id)
-        with self._lock:
-            self._collections.pop(name, None)
-            with contextlib.suppress(NotFoundError):
-                self._client.delete_collection(name)
+        for name in (collection_name(user_id), collection_name(user_id, keys=True)):
+            with self._lock:
+                self._collections.pop(name, None)
+                with contextlib.suppress(NotFoundError):
+                    self._client.delete_collection(name)
 
     def count(self, user_id: str) -> int:
-        """How many entries ``user_id`` has."""
+        """How many entries ``user_id`` has (key vectors not counted)."""
         return self._with_collection(user_id, lambda col: col.count(), create=False) or 0
 
     def _with_collection(
-        self, user_id: str, fn: Callable[[Collection], T], *, create: bool
+        self, user_id: str, fn: Callable[[Collection], T], *, create: bool, keys: bool = False
     ) -> T | None:
         """Run ``fn`` on the user's collection; ``None`` when it is absent and not created.
 
@@ -169,7 +202,7 @@ class ChromaVectorIndex:
         from chromadb.errors import NotFoundError
 
         for attempt in range(2):
-            col = self._collection(user_id, create=create)
+            col = self._collection(user_id, create=create, keys=keys)
             if col is None:
                 return None
             try:
@@ -182,10 +215,10 @@ class ChromaVectorIndex:
                     raise
         raise AssertionError("unreachable")
 
-    def _collection(self, user_id: str, *, create: bool) -> Collection | None:
+    def _collection(self, user_id: str, *, create: bool, keys: bool) -> Collection | None:
         from chromadb.errors import NotFoundError
 
-        name = collection_name(user_id)
+        name = collection_name(user_id, keys=keys)
         col = self._collections.get(name)
         if col is not None:
             return col

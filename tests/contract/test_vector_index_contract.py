@@ -218,3 +218,20 @@ def test_collection_names_follow_chroma_rules() -> None:
         assert 3 <= len(name) <= 63
         assert name[0].isalnum() and name[-1].isalnum()
         assert ".." not in name
+
+
+def test_key_vectors_are_searched_apart_and_deleted_with_their_entry(
+    index: ChromaVectorIndex,
+) -> None:
+    user = _user()
+    index.upsert(user, [_entry("m_1"), _entry("m_2")], [_vec(1, 0), _vec(0, 1)])
+    index.upsert_keys(user, [_entry("m_1")], [_vec(0, 1)])
+    assert [h.memory_id for h in index.query_keys(user, _vec(0, 1), k=5)] == ["m_1"]
+    assert _ids(index, user, _vec(0, 1))[0] == "m_2"  # the texts' vectors are apart
+    assert index.count(user) == 2  # key vectors are not entries
+    index.delete(user, ["m_1"])
+    assert index.query_keys(user, _vec(0, 1), k=5) == []
+    index.upsert_keys(user, [_entry("m_2")], [_vec(1, 0)])
+    index.delete_user(user)
+    assert index.query_keys(user, _vec(1, 0), k=5) == []
+    assert collection_name(user, keys=True) != collection_name(user)

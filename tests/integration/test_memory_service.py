@@ -13,7 +13,7 @@ from graph.prompts import PromptLibrary
 from memory.extraction.summaries import SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION
 from memory.history import ImportSession, ImportTurn, import_history
 from memory.records import db, repo
-from memory.records.tables import Memory, MemorySource
+from memory.records.tables import Memory, MemorySource, Turn
 from memory.service import MemoryService, NewMemory
 from tests.conftest import shared_embedder
 from tests.fakes import ReplyModel
@@ -97,23 +97,54 @@ def test_past_the_wait_a_search_ranks_without_the_half_written_dense_index(
     assert [h.ranks for h in hits] == [{"lexical": 1}]
 
 
-def test_turns_are_indexed_by_speaker_date_and_neighbours_but_shown_as_said(
-    memory: MemoryService,
-) -> None:
+def _exchange(memory: MemoryService, a: str, b: str, *texts: str) -> tuple[str, list[Turn]]:
+    """A new user with one imported session: ``texts`` said in turn by ``a`` and ``b``,
+    all at ``NOW`` (as a history import dates a session's turns); its turns."""
     uid = _user(memory)
     turns = [
-        ImportTurn("d1", "user", "Have you been anywhere lately?", "Caroline", NOW),
-        ImportTurn("d2", "assistant", "Yes, twice!", "Melanie", NOW),
-        ImportTurn("d3", "user", "Wow, Melanie, I went to the lighthouse.", "Caroline", NOW),
+        ImportTurn(f"d{i + 1}", ("user", "assistant")[i % 2], text, (a, b)[i % 2], NOW)
+        for i, text in enumerate(texts)
     ]
     result = import_history(memory.engine, user_id=uid, sessions=[ImportSession("s", NOW, turns)])
     memory.import_turns(result.new_turns)
+    return uid, result.new_turns
+
+
+def test_turns_are_indexed_by_speaker_date_and_neighbours_but_shown_as_said(
+    memory: MemoryService,
+) -> None:
+    uid, _ = _exchange(
+        memory,
+        "Caroline",
+        "Melanie",
+        "Have you been anywhere lately?",
+        "Yes, twice!",
+        "Wow, Melanie, I went to the lighthouse.",
+    )
     # "twice" is found by its speaker's name and the question it answers.
     hits = memory.search(uid, "Melanie anywhere lately", k=3, mode="lexical")
     assert hits[0].sources[0]["external_id"] == "d2" and hits[0].text == "Yes, twice!"
     # A query naming one speaker favours that speaker's own turns over turns naming them.
     hybrid = memory.search(uid, "Where did Melanie go?", k=3)
     assert hybrid[0].sources[0]["external_id"] == "d2"
+
+
+def test_turns_sharing_a_timestamp_keep_their_order_and_a_match_brings_its_neighbour(
+    memory: MemoryService,
+) -> None:
+    uid, turns = _exchange(
+        memory,
+        "Ana",
+        "Ben",
+        "Did you ever finish the quilt for your niece?",
+        "Yes, last Sunday, finally!",
+        "Lovely. The weather was awful here.",
+    )
+    stamps = [t.created_at for t in turns]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 3 and stamps[0] == NOW
+    hits = memory.search(uid, "quilt niece", k=3)
+    found = {h.sources[0]["external_id"]: h.ranks for h in hits}
+    assert "d2" in found and "d1" in found
 
 
 def test_inline_import_writes_vectors_before_returning(memory: MemoryService) -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from memory.retrieval.fusion import apply_priors, is_question, memory_prior, reciprocal_rank_fusion
+from memory.retrieval.fusion import (
+    apply_priors,
+    is_question,
+    memory_prior,
+    reciprocal_rank_fusion,
+    spread_to_neighbours,
+)
 
 
 def test_items_found_by_both_retrievers_win() -> None:
@@ -55,3 +61,13 @@ def test_priors_move_items_by_fractions_of_a_first_place_vote() -> None:
 def test_a_memory_that_only_asks_is_a_question(text: str, asks: bool) -> None:
     assert is_question(text) is asks
     assert memory_prior("assistant", text, user_said=1.0, question=0.5) == (-0.5 if asks else 0.0)
+
+
+def test_neighbours_get_a_share_of_an_items_score_and_can_enter() -> None:
+    fused = reciprocal_rank_fusion({"dense": ["a", "b", "c"]}, {"dense": 1.0}, rrf_k=10)
+    spread = spread_to_neighbours(fused, {"a": ["c", "x"]}, weight=0.5)
+    by_id = {f.id: f for f in spread}
+    assert by_id["c"].score == pytest.approx(1 / 13 + 0.5 / 11)
+    assert by_id["x"].score == pytest.approx(0.5 / 11) and by_id["x"].ranks == {"context": 1}
+    assert [f.id for f in spread][:2] == ["c", "a"]
+    assert [f.id for f in spread_to_neighbours(fused, {}, weight=0.5)] == ["a", "b", "c"]
