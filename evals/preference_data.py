@@ -5,10 +5,13 @@ at least 300 turns of ordinary multi-turn chat, and later asks one question per 
 only a personalized answer gets right ("What should I cook tonight?"). The suite then
 checks that the composed system prompt holds the preference.
 
-Topics, their phrasings and the distractor conversations are split once into ``tune`` and
-``report`` by a stable hash of the topic or conversation template; users of each split get
-their own seeds and ids. Nothing chosen while tuning ever sees a ``report`` topic, phrasing,
-distractor template or user, so the ``report`` figure is the headline.
+Topics, their phrasings and the distractor conversations are split by template, and users
+of each split get their own seeds and ids: ``tune`` (half of the first topic set, and half
+of the distractor chats) is what anything was tuned on; ``report`` (a second topic set,
+``preference_topics_v2.txt``, written after the extraction rules and never used to tune,
+with the other half of the chats) is the headline. ``seen`` is the first set's other half:
+meant to be held out, but its phrasings were read while the extraction rules were written,
+so it is reported under its own label.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-Split = Literal["tune", "report"]
+Split = Literal["tune", "seen", "report"]
 
 DATA = Path(__file__).with_name("data")
 TOPICS_PATH = DATA / "preference_topics_v1.txt"
+FRESH_TOPICS_PATH = DATA / "preference_topics_v2.txt"
 CHATS_PATH = DATA / "preference_chats_v1.txt"
 
 
@@ -96,30 +100,43 @@ def _lines(path: Path) -> list[str]:
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
-def split_of(key: str) -> Split:
-    """``tune`` or ``report`` for a template key, stable across runs."""
+def split_of(key: str) -> Literal["tune", "report"]:
+    """``tune`` or ``report`` for a distractor chat template, stable across runs."""
     return "report" if int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 2 else "tune"
 
 
 def topics(split: Split) -> list[Topic]:
-    """The topics of ``split`` (20 each: the 40 are ranked by hash and halved)."""
+    """The 20 topics of ``split``.
+
+    ``tune`` and ``seen`` halve the first set (ranked by hash); ``seen`` was meant to be
+    held out, but its phrasings were read while the extraction rules were written, so the
+    second set (``report``), written afterwards, is the held-out one.
+    """
+    if split == "report":
+        return _parse(FRESH_TOPICS_PATH)
+    parsed = _parse(TOPICS_PATH)
+    ranked = sorted(parsed, key=lambda t: hashlib.sha256(f"topic:{t.id}".encode()).hexdigest())
+    half = len(ranked) // 2
+    return ranked[:half] if split == "tune" else ranked[half:]
+
+
+def _parse(path: Path) -> list[Topic]:
     parsed = []
-    for line in _lines(TOPICS_PATH):
+    for line in _lines(path):
         tid, words, said, asked = (p.strip() for p in line.split(" | "))
         parsed.append(
             Topic(
                 tid, tuple(words.split(", ")), tuple(said.split(" || ")), tuple(asked.split(" || "))
             )
         )
-    ranked = sorted(parsed, key=lambda t: hashlib.sha256(f"topic:{t.id}".encode()).hexdigest())
-    half = len(ranked) // 2
-    return ranked[:half] if split == "tune" else ranked[half:]
+    return parsed
 
 
 def chats(split: Split) -> list[list[str]]:
     """The distractor conversations of ``split``: lists of user turns with {slots}."""
     lines = _lines(CHATS_PATH)
-    return [line.split(" / ") for line in lines if split_of(f"chat:{line}") == split]
+    side = "tune" if split == "tune" else "report"  # ``seen`` users chat like ``report`` ones
+    return [line.split(" / ") for line in lines if split_of(f"chat:{line}") == side]
 
 
 def make_user(split: Split, index: int, *, min_distractors: int = 300) -> UserHistory:

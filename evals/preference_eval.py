@@ -24,6 +24,12 @@ from evals.preference_data import Split, UserHistory, holds, make_user
 from wiring.settings import Settings
 
 WORD_LIMIT = 600
+SPLITS: tuple[Split, ...] = ("report", "seen", "tune")
+LABELS = {
+    "report": "report (held out: headline)",
+    "seen": "seen (v1 held-out half, read while writing rules)",
+    "tune": "tune (tuned on)",
+}
 
 
 @dataclass
@@ -78,9 +84,11 @@ class PreferenceReport:
     def table(self) -> str:
         """A printable table, headline first."""
         rows = []
-        for (split, moment), t in sorted(self.tallies.items(), key=lambda kv: kv[0][0] != "report"):
+        for (split, moment), t in sorted(
+            self.tallies.items(), key=lambda kv: SPLITS.index(kv[0][0])
+        ):
             d = t.as_dict()
-            label = "report (held out, headline)" if split == "report" else "tune (tuned on)"
+            label = LABELS[split]
             rows.append(
                 [label, moment, f"{d['surfaced']}/{d['asked']}", f"{d['rate']:.3f}",
                  f"{d['words_mean']:.0f}", str(d["words_max"]), str(d["over_limit"])]
@@ -161,7 +169,7 @@ async def run(
         async with httpx.AsyncClient(
             transport=transport, base_url="http://eval", timeout=600
         ) as client:
-            for split in ("report", "tune"):
+            for split in SPLITS:
                 for index in range(users):
                     user = make_user(split, index)
                     turns.append(user.turns)

@@ -30,7 +30,7 @@ async def test_a_slice_runs_through_the_http_api(settings: Settings, backend) ->
     settings.worker.embedded = True  # distillation runs, as under `attune serve`
     report = await run(settings, users=1, backend=backend)
     figures = report.as_dict()
-    for key in ("report/after import", "report/settled", "tune/after import", "tune/settled"):
+    for key in ("report/after import", "report/settled", "seen/settled", "tune/settled"):
         assert figures[key]["asked"] == 20
         assert figures[key]["words_max"] <= WORD_LIMIT
-    assert "report (held out, headline)" in report.table().splitlines()[2]
+    assert "report (held out: headline)" in report.table().splitlines()[2]
