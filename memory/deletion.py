@@ -5,16 +5,19 @@ by a crash and run again finishes the work. What goes:
 
 * a turn: preference pairs and stored prompts built from it, then (``export.delete_turn``)
   memories with the turn as a source (rows, vectors, terms), what it caused in the profile,
-  its feedback, the turn;
+  its feedback, the turn; then the memories next to it are re-indexed (their keys quoted
+  it) and memories sourced from it swept once more (a distill that overlapped);
 * a user: pairs and stored prompts, vectors and terms, then (``repo.delete_user``) every
-  record, then the user's other jobs.
+  record, vectors once more (deferred indexing that overlapped), the user's other jobs.
 
 Everything else derived from the data (training snapshots, adapter weights, ...) is
 reached through the :class:`DerivedDataPurger` objects a :class:`Deletion` is built with:
 the composition root (``wiring.services.build_deletion``) builds one for every entry point
 alike, so no entry point can forget a step. Each purger gets ``(user_id, turn_ids)`` —
 ``turn_ids`` ``None`` for a whole user. For a turn they run after the turn is gone; for a
-user, first, while the user's turns still name what was built from them.
+user, first, while the user's turns still name what was built from them. ``finishers``
+(``memory.scrub.StorageScrubber``: what deleted rows leave in SQLite files) run last in
+both.
 """
 
 from __future__ import annotations
