@@ -157,8 +157,8 @@ class RuleExtractor:
 def about(subject: str, statement: str, slot: str | None) -> tuple[str, str | None]:
     """A statement about "the user" rewritten about ``subject``, its slot kept apart."""
     possessive = f"{subject}'" if subject.endswith("s") else f"{subject}'s"
-    text = re.sub(r"^the user's\b", possessive, statement, flags=re.IGNORECASE)
-    text = re.sub(r"^the user\b", subject, text, flags=re.IGNORECASE)
+    text = re.sub(r"\bthe user's\b", possessive, statement, flags=re.IGNORECASE)
+    text = re.sub(r"\bthe user\b", subject, text, flags=re.IGNORECASE)
     return text, (f"{slot_key(subject)}:{slot}" if slot else None)
 
 

@@ -36,10 +36,11 @@ from memory.extraction.text import (
 _TRANSIENT = words(
     "sorry glad happy sad excited tired busy sure unsure curious trying thinking going planning "
     "looking wondering hoping wanting about here back home done ready free off fine good great "
-    "okay ok afraid not so just still also really feeling getting doing having making taking "
+    "okay ok afraid not just still also feeling getting doing having making taking "
     "starting finishing reading writing watching organising organizing redoing reviewing "
     "working leaving coming heading staying the bored hungry stressed worried nervous confused "
-    "annoyed frustrated thrilled grateful thankful proud amazed surprised impressed"
+    "annoyed frustrated thrilled grateful thankful proud amazed surprised impressed lucky "
+    "gonna up blessed"
 )
 _LASTING_ING = words("learning training expecting raising saving practising practicing")
 _NOT_AN_OBJECT = re.compile(
@@ -94,6 +95,11 @@ _AFFECTS = re.compile(
 _DATED = re.compile(r"\((?:around\s+)?\d{4}(?:-\d{2}){0,2}\)")
 _ES = re.compile(r"(?:s|sh|ch|x|z|o)$")
 _MAX_WORDS = 24
+_DEGREE = re.compile(
+    r"^(?:(?:so|very|really|super|truly|pretty|totally|quite|a\s+bit|rather|extremely|"
+    r"incredibly|kinda|kind\s+of|sort\s+of)\s+)+",
+    FLAGS,
+)
 _PRONOUN_SUBJECTS = words("it this that he she they you we which what who there everything")
 
 
@@ -119,7 +125,8 @@ def _match(clause: str, subject: str) -> list[Statement]:
         return [("preference", said, f"{slot_key(m['fav'])}")]
     if m := _BE.match(text):
         rest = m["rest"]
-        lead = [w.lower().strip(",") for w in rest.split()[:2]]
+        bare = _DEGREE.sub("", rest)  # "super thankful" is as passing as "thankful"
+        lead = [w.lower().strip(",") for w in bare.split()[:2]] or [""]
         ing = [w for w in lead if w.endswith("ing") and w not in _LASTING_ING]
         named = rest[:1].isupper() and len(rest.split()) <= 2  # "I'm Sam": an introduction
         if m["neg"] or lead[0] in _TRANSIENT or ing or named or _NOT_AN_OBJECT.match(rest):
