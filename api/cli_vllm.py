@@ -78,3 +78,16 @@ def serve(
         pass
     finally:
         stop(process)
+
+
+bench_app = typer.Typer(help="Benchmarks that need servers.", no_args_is_help=True)
+
+
+@bench_app.command(
+    "serving", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def bench_serving(ctx: typer.Context) -> None:
+    """Throughput through vLLM, base vs distinct adapters (options: attune bench serving -- -h)."""
+    from evals.bench_serving import main
+
+    main(list(ctx.args))

@@ -8,8 +8,12 @@ if that or the server fails, the tests that need it fail with the reason, never 
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -49,9 +53,36 @@ def vllm_model_dir() -> Iterator[Path]:
         yield ensure_base_model(MODEL_CACHE)
 
 
+@dataclass
+class VllmServer:
+    """The session's server: where it listens, and how to kill and restart it."""
+
+    url: str
+    command: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def wait(self) -> None:
+        """Wait until it answers; fail the test with the end of its log if it does not."""
+        try:
+            wait_ready(self.url, self.process, timeout_s=300)
+        except VllmSetupError as exc:
+            tail = self.log_path.read_text(errors="replace")[-3000:]
+            pytest.fail(f"{exc}; the end of its log ({self.log_path}):\n{tail}")
+
+    def kill_and_restart(self) -> None:
+        """Kill it (SIGKILL, engine processes too), start it again on the same port."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.process = start(self.command, log_path=self.log_path)
+        self.wait()
+
+
 @pytest.fixture(scope="session")
-def vllm_url(vllm_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL of a vLLM server on the base model with runtime LoRA loading."""
+def vllm_server(
+    vllm_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VllmServer]:
+    """A vLLM server on the base model with runtime LoRA loading, for the whole session."""
     venv = venv_dir(SERVER_SETTINGS)
     try:
         python = ensure_venv(venv)
@@ -60,14 +91,17 @@ def vllm_url(vllm_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     port = free_port()
     log_path = tmp_path_factory.mktemp("vllm") / "server.log"
     command = server_command(python, vllm_model_dir, SERVER_SETTINGS, host="127.0.0.1", port=port)
-    process = start(command, log_path=log_path)
-    url = f"http://127.0.0.1:{port}"
+    server = VllmServer(
+        f"http://127.0.0.1:{port}", command, log_path, start(command, log_path=log_path)
+    )
     try:
-        try:
-            wait_ready(url, process, timeout_s=300)
-        except VllmSetupError as exc:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            pytest.fail(f"{exc}; the end of its log ({log_path}):\n{tail}")
-        yield url
+        server.wait()
+        yield server
     finally:
-        stop(process)
+        stop(server.process)
+
+
+@pytest.fixture(scope="session")
+def vllm_url(vllm_server: VllmServer) -> str:
+    """The base URL of the session's vLLM server."""
+    return vllm_server.url

@@ -24,9 +24,9 @@ from adapters.config import ModelSettings
 from adapters.errors import AdapterNotFoundError
 from adapters.local import LocalChatModel
 from adapters.vllm_backend import VllmBackend
+from evals.loras import random_lora
 from tests.conftest import ADMIN_KEY, Api, open_api
-from tests.loras import random_lora
-from tests.vllm_server import free_port
+from tests.vllm_server import VllmServer, free_port
 from wiring.settings import Settings
 
 pytestmark = [pytest.mark.model, pytest.mark.vllm]
@@ -245,3 +245,20 @@ async def test_with_every_server_down_chat_answers_503_or_falls_back(
         r = await _chat(api, key)
         assert r.status_code == 200, r.text
         assert r.json()["attune"]["target"] == "base"
+
+
+def test_a_killed_and_restarted_replica_gets_its_adapters_back(
+    vllm_server: VllmServer, vllm: VllmBackend, lora_root: Path
+):
+    vllm.publish(ADAPTER_A, lora_root / ADAPTER_A)
+    chat = vllm.chat_model(adapter=ADAPTER_A, max_tokens=MAX_TOKENS, temperature=0, ignore_eos=True)
+    before = chat.invoke([HumanMessage(PROMPTS[1])])
+
+    vllm_server.kill_and_restart()
+    assert ADAPTER_A not in served(vllm_server.url)  # runtime loads die with the server
+
+    # The next request routed to it finds it missing and loads it again, verified.
+    assert vllm.has_adapter(ADAPTER_A) is True
+    assert ADAPTER_A in served(vllm_server.url)
+    chat = vllm.chat_model(adapter=ADAPTER_A, max_tokens=MAX_TOKENS, temperature=0, ignore_eos=True)
+    assert chat.invoke([HumanMessage(PROMPTS[1])]).content == before.content

@@ -1,4 +1,4 @@
-"""Random (non-identity) LoRA adapters made with peft, for comparing backends' outputs."""
+"""Random (non-identity) LoRA adapters made with peft, to compare backends (tests, benches)."""
 
 from __future__ import annotations
 
