@@ -25,6 +25,7 @@ Publication and placement, designed around vLLM's known traps:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -34,7 +35,7 @@ from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from adapters.backend import LocalBackend
 from adapters.config import ModelSettings
@@ -89,7 +90,7 @@ class VllmBackend:
         self.replicas = replicas
         self.settings = settings
         self.model_id = model_id_for(model_dir)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self.model_dir = model_dir
         self.placements: dict[str, Placement] = {}
         self._retired: set[str] = set()
         self._lock = threading.RLock()
@@ -171,6 +172,14 @@ class VllmBackend:
         return model.configure(
             on_down=replica.mark_down, retry_after_s=self.settings.vllm_retry_after_s
         )
+
+    @functools.cached_property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The base model's tokenizer, loaded on first use."""
+        tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
+            self.model_dir, local_files_only=True
+        )
+        return tokenizer
 
     def count_tokens(self, text: str) -> int:
         """Count the tokens of ``text`` with the base model's tokenizer (no special tokens)."""

@@ -48,19 +48,28 @@ class ServedModel:
 class Replica:
     """A client for one vLLM server (thread-safe)."""
 
-    def __init__(self, url: str, *, api_key: str, timeout_s: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str,
+        timeout_s: float,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         """Point at the server whose base URL is ``url`` (e.g. ``http://127.0.0.1:8001``).
 
         Args:
             url: The server's base URL, without ``/v1``.
             api_key: Its bearer token (``EMPTY`` when it was started without one).
             timeout_s: Deadline for each control request (models, load, unload).
+            transport: Replaces the network (unit tests talk to a fake server).
         """
         self.url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.url,
             timeout=timeout_s,
             headers={"Authorization": f"Bearer {api_key}"},
+            transport=transport,
         )
         self._lock = threading.Lock()
         self._models: dict[str, ServedModel] | None = None

@@ -1,0 +1,201 @@
+"""The vllm backend's publication and placement logic, against fake vLLM servers.
+
+The fakes answer the three routes the backend uses (``/v1/models``, load, unload) the way
+vLLM does, and can misbehave as vLLM has been reported to: a load that answers 200 for
+nothing, a server that goes down, one that comes back without its runtime loads. What a
+real server does is tested in ``tests/integration/test_vllm.py``; here, several replicas.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adapters.config import ModelSettings
+from adapters.errors import AdapterNotFoundError, BackendUnavailableError
+from adapters.vllm_backend import VllmBackend
+from adapters.vllm_replicas import Replica
+
+BASE = "base-model"
+
+
+class FakeVllm:
+    """One fake vLLM server: its loaded adapters by name (their path), and its failures."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.adapters: dict[str, str] = {}
+        self.down = False
+        self.lie = False  # answer 200 to a load without loading anything (vLLM #18372)
+        self.loads = 0
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        if request.url.path == "/v1/models":
+            data = [{"id": BASE, "root": "/models/base", "parent": None}]
+            data += [{"id": n, "root": p, "parent": BASE} for n, p in self.adapters.items()]
+            return httpx.Response(200, json={"object": "list", "data": data})
+        body = json.loads(request.content)
+        name = body["lora_name"]
+        if request.url.path == "/v1/load_lora_adapter":
+            self.loads += 1
+            if name in self.adapters:
+                return httpx.Response(400, json={"error": {"message": "already loaded"}})
+            if self.lie:
+                return httpx.Response(200, text="Success")
+            if not (Path(body["lora_path"]) / "adapter_config.json").is_file():
+                return httpx.Response(404, json={"error": {"message": "No adapter found"}})
+            self.adapters[name] = body["lora_path"]
+            return httpx.Response(200, text="Success")
+        if request.url.path == "/v1/unload_lora_adapter":
+            if self.adapters.pop(name, None) is None:
+                return httpx.Response(404, json={"error": {"message": "not found"}})
+            return httpx.Response(200, text="Success")
+        return httpx.Response(404)
+
+
+@pytest.fixture
+def servers() -> list[FakeVllm]:
+    return [FakeVllm("http://replica-1:8001"), FakeVllm("http://replica-2:8001")]
+
+
+@pytest.fixture
+def adapters_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "adapters"
+    root.mkdir()
+    return root
+
+
+def make_backend(servers: list[FakeVllm], adapters_dir: Path) -> VllmBackend:
+    settings = ModelSettings(backend="vllm", adapters_dir=adapters_dir, vllm_retry_after_s=9)
+    replicas = [
+        Replica(s.url, api_key="EMPTY", timeout_s=5, transport=httpx.MockTransport(s.handle))
+        for s in servers
+    ]
+    return VllmBackend(replicas, model_dir=adapters_dir, settings=settings)
+
+
+@pytest.fixture
+def backend(servers: list[FakeVllm], adapters_dir: Path) -> VllmBackend:
+    return make_backend(servers, adapters_dir)
+
+
+def adapter(root: Path, name: str) -> Path:
+    path = root / name
+    path.mkdir(parents=True)
+    (path / "adapter_config.json").write_text("{}")
+    return path
+
+
+def fresh(backend: VllmBackend) -> None:
+    """Forget the cached model lists, as time passing would."""
+    for replica in backend.replicas:
+        replica._models = None
+        replica._down_until = 0.0
+
+
+def test_publish_loads_on_every_replica_and_verifies(
+    backend: VllmBackend, servers: list[FakeVllm], tmp_path: Path
+):
+    path = adapter(tmp_path / "published", "u1-sft-v1")
+    backend.publish("u1-sft-v1", path)
+    backend.publish("u1-sft-v1", path)  # again: changes nothing
+    assert all(s.adapters == {"u1-sft-v1": str(path.resolve())} for s in servers)
+    assert backend.placements["u1-sft-v1"].replicas == {s.url for s in servers}
+    assert backend.has_adapter("u1-sft-v1") is True
+
+
+def test_a_load_answered_200_but_not_listed_is_refused_everywhere(
+    backend: VllmBackend, servers: list[FakeVllm], tmp_path: Path
+):
+    servers[1].lie = True
+    with pytest.raises(AdapterNotFoundError):
+        backend.publish("u1-sft-v1", adapter(tmp_path, "u1-sft-v1"))
+    assert all(not s.adapters for s in servers)  # nothing half-published stays loaded
+    assert backend.has_adapter("u1-sft-v1") is False
+
+
+def test_a_directory_without_an_adapter_is_refused(backend: VllmBackend, tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AdapterNotFoundError):
+        backend.publish("u1-sft-v1", tmp_path / "empty")
+    with pytest.raises(AdapterNotFoundError):
+        backend.publish("../escape", tmp_path / "empty")
+
+
+def test_requests_go_only_to_replicas_holding_the_adapter(
+    backend: VllmBackend, servers: list[FakeVllm], tmp_path: Path
+):
+    servers[1].down = True
+    backend.publish("u1-sft-v1", adapter(tmp_path, "u1-sft-v1"))
+    servers[1].down = False
+    fresh(backend)
+    urls = {
+        backend.chat_model(adapter="u1-sft-v1", max_tokens=4, temperature=0).openai_api_base  # type: ignore[attr-defined]
+        for _ in range(4)
+    }
+    assert urls == {f"{servers[0].url}/v1"}
+    base = {
+        backend.chat_model(adapter=None, max_tokens=4, temperature=0).openai_api_base  # type: ignore[attr-defined]
+        for _ in range(4)
+    }
+    assert base == {f"{s.url}/v1" for s in servers}  # the base model: every replica
+
+
+def test_a_replica_that_lost_its_loads_gets_them_back_on_demand(
+    backend: VllmBackend, servers: list[FakeVllm], tmp_path: Path
+):
+    path = adapter(tmp_path, "u1-sft-v1")
+    backend.publish("u1-sft-v1", path)
+    for server in servers:
+        server.adapters.clear()  # restarted
+    fresh(backend)
+    assert backend.has_adapter("u1-sft-v1") is True
+    assert sum("u1-sft-v1" in s.adapters for s in servers) == 1  # one load, not a stampede
+
+
+def test_an_adapter_in_the_adapters_dir_loads_by_name(
+    backend: VllmBackend, servers: list[FakeVllm], adapters_dir: Path
+):
+    adapter(adapters_dir, "g1-sft-v2")
+    assert backend.has_adapter("g1-sft-v2") is True
+    assert backend.has_adapter("no-such-adapter") is False
+    with pytest.raises(AdapterNotFoundError):
+        backend.chat_model(adapter="no-such-adapter", max_tokens=4, temperature=0)
+
+
+def test_an_unpublished_adapter_is_never_served_again_even_by_a_replica_that_missed_it(
+    backend: VllmBackend, servers: list[FakeVllm], adapters_dir: Path
+):
+    path = adapter(adapters_dir, "u1-sft-v1")
+    backend.publish("u1-sft-v1", path)
+    servers[1].down = True
+    assert backend.unpublish("u1-sft-v1") is True
+    servers[1].down = False
+    fresh(backend)
+    assert "u1-sft-v1" in servers[1].adapters  # missed the unload while down
+    assert backend.has_adapter("u1-sft-v1") is False  # files still on disk, too
+    with pytest.raises(AdapterNotFoundError):
+        backend.chat_model(adapter="u1-sft-v1", max_tokens=4, temperature=0)
+    assert backend.unpublish("u1-sft-v1") is True  # the straggler lets go
+    assert not servers[1].adapters
+    backend.publish("u1-sft-v1", path)  # publishing again serves it again
+    assert backend.has_adapter("u1-sft-v1") is True
+
+
+def test_with_every_replica_down_requests_are_refused_with_retry_after(
+    backend: VllmBackend, servers: list[FakeVllm]
+):
+    for server in servers:
+        server.down = True
+    with pytest.raises(BackendUnavailableError) as refused:
+        backend.chat_model(adapter=None, max_tokens=4, temperature=0)
+    assert refused.value.retry_after_s == 9
+    assert all(s.url in str(refused.value) for s in servers)
+    assert backend.has_adapter("u1-sft-v1") is False
+    with pytest.raises(BackendUnavailableError):
+        backend.publish("u1-sft-v1", Path("/nowhere"))
