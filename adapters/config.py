@@ -60,6 +60,10 @@ class ModelSettings(BaseModel):
     vllm_fallback: Literal["none", "local"] = "none"
     """While no replica answers: ``none`` answers 503, ``local`` generates in-process."""
 
+    vllm_adapters_per_replica: int | None = Field(default=None, ge=1)
+    """Adapters one replica keeps loaded; beyond it the least recently used user adapter is
+    unloaded (group adapters stay). ``None``: ``vllm_max_cpu_loras``."""
+
     vllm_max_loras: int = Field(default=8, ge=1)
     """``attune vllm serve``: adapters in one batch (vLLM's ``--max-loras``)."""
 

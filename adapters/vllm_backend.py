@@ -46,7 +46,16 @@ from adapters.vllm_replicas import Replica, ReplicaDownError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Placement", "VllmBackend"]
+__all__ = ["Placement", "VllmBackend", "is_group_adapter"]
+
+
+def is_group_adapter(name: str) -> bool:
+    """Whether adapter ``name`` belongs to a group (pinned on its replicas).
+
+    The registry names adapters after their owner (``adapters.registry.adapter_name``), and
+    user ids start with ``usr_``; every other owner is a group.
+    """
+    return not name.startswith("usr_")
 
 
 @dataclass
@@ -222,6 +231,7 @@ class VllmBackend:
                     self._unload_everywhere(name)
                     raise
                 loaded.add(replica.url)
+                self._make_room(replica, keep=name)
             if not loaded:
                 raise self._unavailable()
             self._retired.discard(name)
@@ -268,9 +278,32 @@ class VllmBackend:
             except ReplicaDownError:
                 continue
             log.info("adapter %s loaded on %s on demand", name, replica)
-            self.placements.setdefault(name, Placement(path)).replicas.add(replica.url)
+            placement = self.placements.setdefault(name, Placement(path))
+            placement.replicas.add(replica.url)
+            placement.last_used = time.monotonic()
+            self._make_room(replica, keep=name)
             return replica
         raise self._unavailable()
+
+    def _make_room(self, replica: Replica, *, keep: str) -> None:
+        """Unload least recently used adapters from ``replica`` beyond its capacity.
+
+        Group adapters stay pinned (they serve many users); an evicted adapter keeps its
+        placement entry, so the next request for it loads it again.
+        """
+        capacity = self.settings.vllm_adapters_per_replica or self.settings.vllm_max_cpu_loras
+        models = replica.models(fresh=True) or {}
+        held = [m.id for m in models.values() if m.parent is not None]
+        evictable = [n for n in held if n != keep and not is_group_adapter(n)]
+        evictable.sort(key=lambda n: self.placements[n].last_used if n in self.placements else 0)
+        for name in evictable[: max(0, len(held) - capacity)]:
+            try:
+                replica.unload(name)
+            except ReplicaDownError:
+                return
+            log.info("adapter %s unloaded from %s: least recently used", name, replica)
+            if name in self.placements:
+                self.placements[name].replicas.discard(replica.url)
 
     def _stored_path(self, name: str) -> str | None:
         """``<adapters_dir>/<name>`` when it holds an adapter, as the replicas see it."""

@@ -199,3 +199,20 @@ def test_with_every_replica_down_requests_are_refused_with_retry_after(
     assert backend.has_adapter("u1-sft-v1") is False
     with pytest.raises(BackendUnavailableError):
         backend.publish("u1-sft-v1", Path("/nowhere"))
+
+
+def test_beyond_capacity_the_least_recently_used_user_adapter_is_unloaded(
+    servers: list[FakeVllm], adapters_dir: Path
+):
+    backend = make_backend(servers[:1], adapters_dir)
+    backend.settings.vllm_adapters_per_replica = 2
+    server = servers[0]
+    group, old, recent = "team-sft-v1", "usr_old-sft-v1", "usr_recent-sft-v1"
+    for name in (group, old, recent):
+        backend.publish(name, adapter(adapters_dir, name))
+    # Over capacity at once: the oldest user adapter goes, the group adapter stays pinned.
+    assert set(server.adapters) == {group, recent}
+    # The evicted one still serves: the request loads it, and the least recent goes.
+    fresh(backend)
+    assert backend.has_adapter(old) is True
+    assert set(server.adapters) == {group, old}
