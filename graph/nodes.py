@@ -123,7 +123,8 @@ async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
         k=ctx.services.settings.recall_k,
         exclude_thread_id=ctx.thread_id,
     )
-    known = await asyncio.to_thread(known_about, ctx.services.memory, ctx.user_id)
+    query = _new_message(state)
+    known = await asyncio.to_thread(known_about, ctx.services.memory, ctx.user_id, query)
     found = merge_known(found, known)  # stated preferences matter beyond what search finds
     memories = [
         MemoryItem(

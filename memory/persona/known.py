@@ -3,7 +3,8 @@
 A preference stated once ("I'm vegetarian") matters to questions that share no word with
 it ("what should I cook tonight?"), so search alone cannot be relied on to bring it back.
 The user's current semantic memories are few and short, so the prompt shows them as a
-block beside what search found: those search ranked first, then the newest.
+block beside what search found: the ones most relevant to the message first (searched
+among facts and preferences only, so recalled turns do not crowd them out), then the newest.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ KNOWN_KINDS = ("preference", "fact")
 class MemoryLister(Protocol):
     """The part of the memory service this needs."""
 
+    def search(
+        self, user_id: str, query: str, *, k: int = 10, kinds: Sequence[str] | None = None
+    ) -> list[MemoryView]:
+        """The user's memories most relevant to ``query``, best first."""
+        ...
+
     def list(
         self,
         user_id: str,
@@ -32,13 +39,20 @@ class MemoryLister(Protocol):
         ...
 
 
-def known_about(memory: MemoryLister, user_id: str, *, limit: int = 40) -> list[MemoryView]:
-    """The user's current (not superseded) preferences and facts, newest first."""
-    found: list[MemoryView] = []
+def known_about(
+    memory: MemoryLister, user_id: str, query: str, *, relevant: int = 12, limit: int = 40
+) -> list[MemoryView]:
+    """The user's current preferences and facts, ``limit`` in all.
+
+    The ``relevant`` ones most relevant to ``query`` come first, then the newest.
+    """
+    ranked = memory.search(user_id, query, k=relevant, kinds=KNOWN_KINDS)
+    newest: list[MemoryView] = []
     for kind in KNOWN_KINDS:
         views, _ = memory.list(user_id, kind=kind, include_invalid=False, limit=limit)
-        found.extend(views)
-    return sorted(found, key=lambda v: v.created_at, reverse=True)[:limit]
+        newest.extend(views)
+    newest.sort(key=lambda v: v.created_at, reverse=True)
+    return merge_known(ranked, newest)[:limit]
 
 
 def merge_known(searched: Sequence[MemoryView], known: Sequence[MemoryView]) -> list[MemoryView]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from graph.compose import compose, speaker_label
 from graph.prompts import PromptLibrary
 from graph.state import MemoryItem
+from memory.persona.known import known_about
 from memory.persona.revoked import RevokedSpan, contradicts
+from memory.views import MemoryView
 from tests.conftest import Api
 
 T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
@@ -88,3 +91,35 @@ def test_what_the_user_said_about_themselves_has_its_own_block() -> None:
     assert "- 2026-03-02: The user is vegetarian." in known
     assert "I sail a sloop." in recalled  # the facts' block does not eat the memory budget
     assert [m["id"] for m in out.memories] == ["f", "a"]
+
+
+def _view(id_: str, kind: str, day: int) -> MemoryView:
+    at = T0 + timedelta(days=day)
+    return MemoryView(
+        id=id_, kind=kind, text=id_, speaker="user", sources=[], created_at=at, valid_from=at,
+        invalid_at=None, superseded_by=None,
+    )  # fmt: skip
+
+
+class _Memories:
+    def __init__(self, views: list[MemoryView], relevant: list[str]) -> None:
+        self.views, self.relevant = views, relevant
+
+    def search(
+        self, user_id: str, query: str, *, k: int = 10, kinds: Sequence[str] | None = None
+    ) -> list[MemoryView]:
+        return [v for v in self.views if v.id in self.relevant and v.kind in (kinds or [])]
+
+    def list(
+        self, user_id: str, *, kind: str | None = None, include_invalid: bool = True,
+        limit: int = 50, offset: int = 0,
+    ) -> tuple[list[MemoryView], int]:  # fmt: skip
+        chosen = [v for v in self.views if v.kind == kind]
+        return chosen[offset : offset + limit], len(chosen)
+
+
+def test_known_facts_come_most_relevant_first_then_newest() -> None:
+    views = [_view("old-pref", "preference", 1), _view("new-fact", "fact", 9),
+             _view("mid-fact", "fact", 5), _view("turn", "episodic", 10)]  # fmt: skip
+    got = known_about(_Memories(views, ["old-pref"]), "u", "dinner?", limit=3)
+    assert [v.id for v in got] == ["old-pref", "new-fact", "mid-fact"]
