@@ -194,7 +194,8 @@ Evidence recall on LoCoMo conversations, driven as the held-out evaluation drive
 
 Each conversation in DIR (*.json) becomes a fresh user; its sessions are imported as
 POST /v1/users/{id}/history does, and each question of categories 1-4 is searched at once
-(k=20, no waiting for deferred vectors), then again once every vector is written. Prints
+(k=20; the harness does not wait for deferred vectors, the search itself waits for that
+user's up to ATTUNE_MEMORY__VECTOR_WAIT_S), then again once every vector is written. Prints
 recall@5/10/20 overall, recall@10 per category and per conversation, beside BM25, MiniLM
 dense and reciprocal-rank-fusion baselines over "<speaker> (<date>): <text>" computed in
 the same run, and a leave-one-conversation-out line: each conversation scored with the
