@@ -60,7 +60,7 @@ def compose(
     max_tokens: int,
     learned: str | None = None,
     profile_budget: int = 150,
-    known_budget: int = 320,
+    known_budget: int = 480,
 ) -> Composed:
     """Build the system prompt and the message list within the token budgets.
 
