@@ -1,9 +1,10 @@
 """Preference surfacing: is a preference stated once in the prompt when a question needs it?
 
-Drives Attune through its public HTTP API, in process: for each synthetic user
-(``evals.preference_data``) it creates the user, imports ~340 turns of history in one
-``POST /v1/users/{id}/history``, and *at once*, without waiting for anything the import
-leaves to the background, sends each of the 20 questions to ``POST /prompt/preview``. A
+Drives the stack ``attune serve`` runs (``wiring.stack``), in process: for each synthetic
+user (``evals.preference_data``) it creates the user, imports ~340 turns of history as
+``POST /v1/users/{id}/history`` does, and *at once*, without waiting for anything the import
+leaves to the background, previews each of the 20 questions as ``POST /prompt/preview``
+does (``TurnRunner.preview``). A
 question is surfaced when the composed system prompt holds its preference's evidence word.
 Then it waits until every vector is written and every distillation job has run, and asks
 again. The composed prompt's length in words is reported beside both figures.
@@ -16,12 +17,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-import httpx
-
 from evals.preference_data import Split, UserHistory, holds, make_user
+from graph.runner import ChatMessage, TurnRequest
+from graph.state import GenerationParams
+from memory.history import ImportSession, ImportTurn, import_history
+from memory.records import jobs, repo
 from wiring.settings import Settings
+from wiring.stack import Stack, open_stack
+from workers import submit
 
 WORD_LIMIT = 600
 SPLITS: tuple[Split, ...] = ("report", "seen", "tune")
@@ -111,18 +117,13 @@ class PreferenceReport:
         return "\n".join([head, *lines, *misses])
 
 
-async def _probe(
-    client: httpx.AsyncClient, user: UserHistory, uid: str, key: str, tally: Tally
-) -> None:
-    auth = {"Authorization": f"Bearer {key}"}
+async def _probe(stack: Stack, user: UserHistory, uid: str, tally: Tally) -> None:
     for probe in user.probes:
-        r = await client.post(
-            f"/v1/users/{uid}/prompt/preview",
-            json={"messages": [{"role": "user", "content": probe.question}]},
-            headers=auth,
+        request = TurnRequest(
+            messages=[ChatMessage(role="user", content=probe.question)],
+            params=GenerationParams(model="attune", max_tokens=256),
         )
-        r.raise_for_status()
-        system = r.json()["system_prompt"]
+        system = (await stack.runner.preview(uid, request)).system_prompt
         tally.asked += 1
         tally.words.append(len(system.split()))
         if holds(system, probe.evidence):
@@ -131,18 +132,37 @@ async def _probe(
             tally.misses.append(f"{user.name} {probe.topic}: {probe.question}")
 
 
-async def _settle(app: Any, uid: str, within: float = 300.0) -> None:
-    """Wait until the user's vectors are written and no job is queued or running."""
-    from memory.records import jobs
+def _import(stack: Stack, uid: str, user: UserHistory) -> None:
+    """Import the user's sessions as ``POST /v1/users/{id}/history`` does.
 
-    services = app.state.services
+    Rows and the lexical index now, vectors as ``memory.import_dense`` says, distillation
+    in a job; the route's three calls, since ``evals`` may not import ``api``.
+    """
+    sessions = [
+        ImportSession(
+            id=str(s["id"]),
+            started_at=datetime.fromisoformat(str(s["started_at"])),
+            turns=[
+                ImportTurn(str(t["id"]), str(t["role"]), str(t["content"]))
+                for t in s["turns"]  # type: ignore[attr-defined]
+            ],
+        )
+        for s in user.sessions
+    ]
+    result = import_history(stack.engine, user_id=uid, sessions=sessions)
+    stack.memory.import_turns(result.new_turns)
+    submit.distill(stack.jobs, result.new_turns)
+
+
+async def _settle(stack: Stack, uid: str, within: float = 300.0) -> None:
+    """Wait until the user's vectors are written and no job is queued or running."""
     async with asyncio.timeout(within):
         while True:
             busy = [
-                *jobs.list_jobs(services.engine, status="queued"),
-                *jobs.list_jobs(services.engine, status="running"),
+                *jobs.list_jobs(stack.engine, status="queued"),
+                *jobs.list_jobs(stack.engine, status="running"),
             ]
-            backlog = await asyncio.to_thread(services.memory.dense_backlog, uid)
+            backlog = await asyncio.to_thread(stack.memory.dense_backlog, uid)
             if not busy and not backlog:
                 return
             await asyncio.sleep(0.2)
@@ -151,40 +171,28 @@ async def _settle(app: Any, uid: str, within: float = 300.0) -> None:
 async def run(
     settings: Settings, *, users: int = 2, progress: bool = False, backend: Any = None
 ) -> PreferenceReport:
-    """Score ``users`` users of each split against an app built from ``settings``.
+    """Score ``users`` users of each split against the stack ``settings`` builds.
 
-    ``backend`` replaces the configured chat backend (tests pass a scripted one; the
-    preview only counts tokens with it).
+    The stack is the one ``attune serve`` runs (``wiring.stack``), embedded worker
+    included when configured; ``backend`` replaces the configured chat backend (tests pass
+    a scripted one; the preview only counts tokens with it).
     """
-    from api.app import create_app
-
-    if settings.admin_key is None:
-        raise ValueError("the suite creates its users: set an admin key")
-    admin = {"Authorization": f"Bearer {settings.admin_key.get_secret_value()}"}
-    app = create_app(settings, backend=backend)
     report = PreferenceReport(mode=settings.memory.import_dense, users=users, turns=0)
     turns: list[int] = []
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://eval", timeout=600
-        ) as client:
-            for split in SPLITS:
-                for index in range(users):
-                    user = make_user(split, index)
-                    turns.append(user.turns)
-                    r = await client.post("/v1/users", json={"name": user.name}, headers=admin)
-                    r.raise_for_status()
-                    uid, key = r.json()["id"], r.json()["api_key"]
-                    auth = {"Authorization": f"Bearer {key}"}
-                    r = await client.post(
-                        f"/v1/users/{uid}/history", json={"sessions": user.sessions}, headers=auth
-                    )
-                    r.raise_for_status()
-                    await _probe(client, user, uid, key, report.tally(split, "after import"))
-                    await _settle(app, uid)
-                    await _probe(client, user, uid, key, report.tally(split, "settled"))
-                    if progress:
-                        print(f"{user.name}: {user.turns} turns", flush=True)
+    async with open_stack(settings, backend=backend) as stack:
+        for split in SPLITS:
+            for index in range(users):
+                user = make_user(split, index)
+                turns.append(user.turns)
+                with stack.store.session() as session:
+                    created, _ = repo.create_user(session, name=user.name)
+                    session.commit()
+                    uid = created.id
+                await asyncio.to_thread(_import, stack, uid, user)
+                await _probe(stack, user, uid, report.tally(split, "after import"))
+                await _settle(stack, uid)
+                await _probe(stack, user, uid, report.tally(split, "settled"))
+                if progress:
+                    print(f"{user.name}: {user.turns} turns", flush=True)
     report.turns = round(sum(turns) / len(turns)) if turns else 0
     return report

@@ -26,7 +26,7 @@ def test_a_user_states_each_preference_once_among_300_chat_turns() -> None:
     assert make_user("report", 1) == user  # deterministic
 
 
-async def test_a_slice_runs_through_the_http_api(settings: Settings, backend) -> None:
+async def test_a_slice_runs_on_the_served_stack(settings: Settings, backend) -> None:
     settings.worker.embedded = True  # distillation runs, as under `attune serve`
     report = await run(settings, users=1, backend=backend)
     figures = report.as_dict()
