@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -53,13 +55,17 @@ def serve(
     )
 
     settings = load_settings()
-    model_dir = model.expanduser().resolve() if model else resolve_model_dir(settings.model)
+    model_dir = (model.expanduser() if model else resolve_model_dir(settings.model)).resolve()
     try:
         python = ensure_venv(venv_dir(settings.model), echo=typer.echo)
     except VllmSetupError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    process = start(server_command(python, model_dir, settings.model, host=host, port=port))
+    command = server_command(python, model_dir, settings.model, host=host, port=port)
+    process = start(command)
+    # SIGTERM (a supervisor stopping us) must stop the server too: it runs in its own
+    # process group, so nothing else would.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     url = f"http://{host}:{port}"
     try:
         wait_ready(url, process)
