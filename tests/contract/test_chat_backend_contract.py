@@ -83,7 +83,13 @@ def lora_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-@pytest.fixture(scope="module", params=sorted(BUILDERS))
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(name, marks=[pytest.mark.vllm] if name == "vllm" else [])
+        for name in sorted(BUILDERS)
+    ],
+)
 def backend(
     request: pytest.FixtureRequest, model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ChatBackend]:
