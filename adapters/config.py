@@ -54,6 +54,10 @@ class ModelSettings(BaseModel):
     vllm_load_timeout_s: float = Field(default=10, gt=0)
     """Deadline for loading, unloading or verifying an adapter on a replica."""
 
+    vllm_load_deadline_s: float = Field(default=2.0, gt=0)
+    """How long a request waits for an adapter loading on demand before it is served by the
+    group adapter or the base model (the load goes on in the background)."""
+
     vllm_retry_after_s: int = Field(default=5, ge=1)
     """``Retry-After`` of the 503 answered while no replica answers."""
 

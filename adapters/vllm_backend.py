@@ -13,9 +13,9 @@ Publication and placement, designed around vLLM's known traps:
   each published name came from and which replicas hold it.
 * Runtime loads are lost when a replica restarts and never reach a replica started later:
   a request for an adapter no replica holds loads it again from the placement table, or
-  from ``<adapters_dir>/<name>`` (the registry's storage, shared with the replicas), within
-  ``vllm_load_timeout_s``; past it, or without files, the route falls back as for any
-  adapter that is not available.
+  from ``<adapters_dir>/<name>`` (the registry's storage, shared with the replicas). Past
+  ``vllm_load_deadline_s``, or without files, the route falls back as for any adapter that
+  is not available, while the load finishes in the background.
 * vLLM serves a stale prefix cache for a reused name, so every version has its own name
   (the registry's ``<owner>-<kind>-v<N>``); a name unpublished here is refused until it is
   published again, even by a replica that missed the unload.
@@ -25,6 +25,7 @@ Publication and placement, designed around vLLM's known traps:
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import itertools
 import logging
@@ -105,6 +106,8 @@ class VllmBackend:
         self._lock = threading.RLock()
         self._turn = itertools.count()
         self._fallback: LocalBackend | None = None
+        self._loads = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="vllm-load")
+        self._loading: dict[str, concurrent.futures.Future[Replica]] = {}
 
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> VllmBackend:
@@ -250,7 +253,12 @@ class VllmBackend:
     # -- placement ------------------------------------------------------------------------
 
     def _replica_for(self, adapter: str | None) -> Replica:
-        """The replica to send a request for ``adapter`` to, loading the adapter if needed."""
+        """The replica to send a request for ``adapter`` to, loading the adapter if needed.
+
+        A load on demand runs in the background; past ``vllm_load_deadline_s`` the request
+        is refused as for an adapter that is not available (the route falls back to the
+        group adapter or the base model and says so), and the load carries on.
+        """
         up = [r for r in self.replicas if r.is_up()]
         if not up:
             raise self._unavailable()
@@ -265,23 +273,38 @@ class VllmBackend:
                 placement.last_used = time.monotonic()
             if holding:
                 return holding[next(self._turn) % len(holding)]
-            return self._load_somewhere(adapter, placement, up)
+            loading = self._loading.get(adapter)
+            if loading is None:
+                path = placement.path if placement is not None else self._stored_path(adapter)
+                if path is None:
+                    raise AdapterNotFoundError(adapter)
+                loading = self._loads.submit(self._load_somewhere, adapter, path, up)
+                self._loading[adapter] = loading
+                loading.add_done_callback(lambda done: self._loaded(adapter, done))
+        try:
+            return loading.result(timeout=self.settings.vllm_load_deadline_s)
+        except concurrent.futures.TimeoutError:
+            log.warning("adapter %s still loading after the deadline", adapter)
+            raise AdapterNotFoundError(adapter) from None
 
-    def _load_somewhere(self, name: str, placement: Placement | None, up: list[Replica]) -> Replica:
-        """Load ``name`` on one answering replica from its known files (restart, new replica)."""
-        path = placement.path if placement is not None else self._stored_path(name)
-        if path is None:
-            raise AdapterNotFoundError(name)
+    def _loaded(self, name: str, done: concurrent.futures.Future[Replica]) -> None:
+        with self._lock:
+            if self._loading.get(name) is done:
+                del self._loading[name]
+
+    def _load_somewhere(self, name: str, path: str, up: list[Replica]) -> Replica:
+        """Load ``name`` on one answering replica from ``path`` (restart, new replica)."""
         for replica in sorted(up, key=lambda r: len(r.models() or ())):
             try:
                 replica.load(name, path)
             except ReplicaDownError:
                 continue
             log.info("adapter %s loaded on %s on demand", name, replica)
-            placement = self.placements.setdefault(name, Placement(path))
-            placement.replicas.add(replica.url)
-            placement.last_used = time.monotonic()
-            self._make_room(replica, keep=name)
+            with self._lock:
+                placement = self.placements.setdefault(name, Placement(path))
+                placement.replicas.add(replica.url)
+                placement.last_used = time.monotonic()
+                self._make_room(replica, keep=name)
             return replica
         raise self._unavailable()
 

@@ -67,6 +67,8 @@ def vllm_backend(url: str, model_dir: Path, adapters_dir: Path, **extra: Any) ->
             vllm_urls=url,
             base_model_dir=model_dir,
             adapters_dir=adapters_dir,
+            # Loads on demand are waited for: these tests check outcomes, never timings.
+            vllm_load_deadline_s=60,
             **extra,
         )
     )

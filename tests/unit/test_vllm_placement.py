@@ -9,6 +9,7 @@ real server does is tested in ``tests/integration/test_vllm.py``; here, several 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import httpx
@@ -31,6 +32,8 @@ class FakeVllm:
         self.down = False
         self.lie = False  # answer 200 to a load without loading anything (vLLM #18372)
         self.loads = 0
+        self.load_gate = threading.Event()  # loads wait until it is set
+        self.load_gate.set()
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         if self.down:
@@ -43,6 +46,7 @@ class FakeVllm:
         name = body["lora_name"]
         if request.url.path == "/v1/load_lora_adapter":
             self.loads += 1
+            self.load_gate.wait(timeout=10)
             if name in self.adapters:
                 return httpx.Response(400, json={"error": {"message": "already loaded"}})
             if self.lie:
@@ -216,3 +220,20 @@ def test_beyond_capacity_the_least_recently_used_user_adapter_is_unloaded(
     fresh(backend)
     assert backend.has_adapter(old) is True
     assert set(server.adapters) == {group, old}
+
+
+def test_a_load_past_the_deadline_is_not_waited_for_and_finishes_in_the_background(
+    backend: VllmBackend, servers: list[FakeVllm], adapters_dir: Path
+):
+    backend.settings.vllm_load_deadline_s = 0.05
+    adapter(adapters_dir, "usr_slow-sft-v1")
+    for server in servers:
+        server.load_gate.clear()
+    assert backend.has_adapter("usr_slow-sft-v1") is False  # the route falls back meanwhile
+    assert backend.has_adapter("usr_slow-sft-v1") is False  # one load in flight, not two
+    pending = backend._loading["usr_slow-sft-v1"]
+    for server in servers:
+        server.load_gate.set()
+    pending.result(timeout=10)
+    assert backend.has_adapter("usr_slow-sft-v1") is True
+    assert sum(s.loads for s in servers) == 1
