@@ -53,6 +53,7 @@ def optimize_user(
                 directives=directives(profile),
                 instructions=instruction_texts(profile),
                 learned=block,
+                known=[],
                 memories=[],
                 style_hints=[],
                 interests=[],
