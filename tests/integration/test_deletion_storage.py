@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,10 @@ def test_chroma_keeps_no_log_entry_or_free_page_of_a_deleted_vector(tmp_path: Pa
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
+    # Fresh for this test: Chroma's HNSW files are written from buffers hnswlib does not
+    # clear, so a string an earlier test left in this process's heap can show up there.
+    secret = f"{SECRET}{uuid.uuid4().hex}"
+
     path = tmp_path / "vectors"
     client = chromadb.PersistentClient(
         path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
@@ -115,18 +120,18 @@ def test_chroma_keeps_no_log_entry_or_free_page_of_a_deleted_vector(tmp_path: Pa
     gone = client.get_or_create_collection("attune-u-two", embedding_function=None)
     vectors: Any = [[0.1] * 8, [0.2] * 8]
     col.upsert(
-        ids=["doomed", "kept"], documents=[f"a {SECRET} sings", "a kept entry"], embeddings=vectors
+        ids=["doomed", "kept"], documents=[f"a {secret} sings", "a kept entry"], embeddings=vectors
     )
-    gone.upsert(ids=["x"], documents=[f"{SECRET} again"], embeddings=vectors[:1])
+    gone.upsert(ids=["x"], documents=[f"{secret} again"], embeddings=vectors[:1])
     rekeyed: Any = [[0.4] * 8]
     col.upsert(ids=["kept"], embeddings=rekeyed, documents=["a kept entry"])  # re-keyed
     col.delete(ids=["doomed"])
     client.delete_collection("attune-u-two")
     file = chroma_embedded(path)
-    assert SECRET.encode() in file.path.read_bytes()
+    assert secret.encode() in file.path.read_bytes()
 
     scrub_sqlite(file)
-    assert [p for p in path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()] == []
+    assert [p for p in path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()] == []
     assert col.get(include=["documents"])["documents"] == ["a kept entry"]
     with sqlite3.connect(file.path) as conn:
         log = conn.execute("SELECT id, operation FROM embeddings_queue ORDER BY seq_id").fetchall()
