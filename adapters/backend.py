@@ -55,11 +55,14 @@ class ChatBackend(Protocol):
         top_p: float = 1.0,
         stop: list[str] | None = None,
         seed: int | None = None,
+        ignore_eos: bool = False,
     ) -> BaseChatModel:
         """Return a chat model generating with ``adapter`` (``None``: the base model).
 
-        Unknown adapters raise :class:`AdapterNotFoundError`, at the latest when the model
-        generates.
+        ``ignore_eos`` samples past end-of-sequence tokens, so every reply is
+        ``max_tokens`` long unless a stop string ends it (benchmarks, and tests whose
+        assertions must hold whatever the model writes). Unknown adapters raise
+        :class:`AdapterNotFoundError`, at the latest when the model generates.
         """
         ...
 
@@ -137,6 +140,7 @@ class LocalBackend:
         top_p: float = 1.0,
         stop: list[str] | None = None,
         seed: int | None = None,
+        ignore_eos: bool = False,
     ) -> LocalChatModel:
         """Return a chat model over the shared engine.
 
@@ -147,6 +151,7 @@ class LocalBackend:
             top_p: Nucleus sampling mass.
             stop: Stop strings.
             seed: Makes sampling reproducible.
+            ignore_eos: Sample past end-of-sequence tokens.
 
         Returns:
             A :class:`LocalChatModel`.
@@ -164,6 +169,7 @@ class LocalBackend:
             top_p=top_p,
             stop=stop,
             seed=seed,
+            ignore_eos=ignore_eos,
         )
 
     def count_tokens(self, text: str) -> int:

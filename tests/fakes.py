@@ -138,6 +138,7 @@ class ScriptedBackend:
         top_p: float = 1.0,
         stop: list[str] | None = None,
         seed: int | None = None,
+        ignore_eos: bool = False,
     ) -> BaseChatModel:
         if adapter is not None and adapter not in self.adapters:
             raise AdapterNotFoundError(adapter)
