@@ -34,6 +34,9 @@ from tests.conftest import Api, open_api
 from tests.fakes import ScriptedBackend
 from tests.integration import canary_support as canary
 from tests.integration import training_support
+from tests.integration.test_workers import _env as worker_env
+from tests.integration.test_workers import _spawn as spawn
+from tests.integration.test_workers import _stop as stop
 from tests.integration.test_workers import chroma_url, redis_url
 from tests.integration.training_support import for_tiny_model
 from wiring.settings import Settings
@@ -168,14 +171,44 @@ def scaled_settings(
             "broker_url": redis_url,
             "queue_prefix": prefix,
             "redis_key_prefix": prefix,
-            "embedded": True,
+            # Scale-out as deployed: standalone workers, one per queue, in their own
+            # processes (the embedded worker's two consumer threads on Redis are not the
+            # topology this configuration stands for).
+            "embedded": False,
             "poll_interval_s": 0.05,
         },
     )
     return for_tiny_model(scaled, tiny)
 
 
+@pytest.fixture
+def standalone_workers(scaled_settings: Settings) -> Iterator[None]:
+    """``attune worker`` for the light and the heavy queue, logging under the data dir."""
+    env = worker_env(scaled_settings)
+    t = scaled_settings.training
+    env.update(
+        ATTUNE_MODEL__BASE_MODEL_DIR=str(scaled_settings.model.base_model_dir),
+        ATTUNE_TRAINING__DEVICE=t.device,
+        ATTUNE_TRAINING__MIN_SFT_EXAMPLES=str(t.min_sft_examples),
+        ATTUNE_TRAINING__MIN_DPO_PAIRS=str(t.min_dpo_pairs),
+        ATTUNE_TRAINING__SFT_MARGIN=str(t.sft_margin),
+        ATTUNE_TRAINING__GENERAL_MAX_RISE=str(t.general_max_rise),
+    )
+    logs = scaled_settings.data_dir / "logs"  # scanned with every other file
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = [
+        spawn(["worker", "--queue", queue, "--pool", "threads"], env, logs / f"{queue}.log")
+        for queue in ("light", "heavy")
+    ]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            stop(proc)
+
+
 async def test_no_table_collection_or_key_holds_a_deleted_canary(
+    standalone_workers: None,
     scaled_settings: Settings,
     postgres_db: str,
     chroma_url: str,
