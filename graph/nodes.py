@@ -182,7 +182,9 @@ async def compose_prompt(state: TurnState, runtime: Runtime[TurnContext]) -> dic
 async def route(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
     """Choose the user's adapter, their group's, or the base model."""
     backend = runtime.context.services.backend
-    chosen = choose_route(
+    # In a thread: a remote backend's availability check is an HTTP call (or a load).
+    chosen = await asyncio.to_thread(
+        choose_route,
         requested_model=state.params.get("model", AUTO_MODEL),
         user_adapter=state.adapter,
         group_adapter=state.group_adapter,

@@ -15,6 +15,7 @@ thread's state when the original was its last message.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,7 @@ async def restore_prompt(state: TurnState, runtime: Runtime[TurnContext]) -> dic
         "system_prompt": next((m["content"] for m in prompt if m["role"] == "system"), ""),
         "prompt_messages": prompt,
         "prompt_tokens_estimate": sum(backend.count_tokens(m["content"]) for m in prompt),
-        "route": route_of(regeneration["target"], backend.has_adapter),
+        "route": await asyncio.to_thread(route_of, regeneration["target"], backend.has_adapter),
     }
 
 
