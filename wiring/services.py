@@ -156,6 +156,7 @@ class Core:
                 model=m.extractor_model,
                 api_key=m.extractor_api_key,
                 prompt_template=self.prompts.source("instruction_detect", "v1"),
+                embedder=self.memory.embedder,
             ),
         )
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from memory.extraction.llm import as_model, openai_chat, structured
 from memory.persona.instructions import LANGUAGES, ProfileUpdate, detect_instructions
 from memory.persona.instructions_model import ClassifierDetector
+from memory.retrieval.protocols import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +150,15 @@ def make_detector(
     model: str | None,
     api_key: str | None,
     prompt_template: str | None,
+    embedder: Embedder | None = None,
     timeout: float = 10.0,
     max_retries: int = 1,
 ) -> LLMInstructionDetector | ClassifierDetector | None:
     """The configured detector: ``None`` for the rules alone, else the model-backed one.
 
     ``classifier``: the rules plus the bundled MiniLM classifier
-    (``memory.persona.instructions_model``); its embedder loads on the first message.
+    (``memory.persona.instructions_model``) on ``embedder`` — the memory service's, so the
+    process holds one MiniLM; without one, its own loads on the first message.
 
     Raises:
         ValueError: ``llm`` without a model name or prompt, or an unknown kind.
@@ -163,9 +166,11 @@ def make_detector(
     if kind == "rules":
         return None
     if kind == "classifier":
-        from memory.retrieval.embeddings import MiniLMEmbedder
+        if embedder is None:
+            from memory.retrieval.embeddings import MiniLMEmbedder
 
-        return ClassifierDetector(MiniLMEmbedder())
+            embedder = MiniLMEmbedder()
+        return ClassifierDetector(embedder)
     if kind != "llm":
         raise ValueError(f"unknown instruction detector {kind!r}")
     if not model or not prompt_template:
