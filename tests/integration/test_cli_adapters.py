@@ -23,7 +23,7 @@ def attune(args: list[str], data_dir: Path, model_dir: Path) -> subprocess.Compl
         "ATTUNE_MODEL__BASE_MODEL_DIR": str(model_dir),
         "ATTUNE_TRAINING__DEVICE": "cpu",
         "ATTUNE_TRAINING__MIN_SFT_EXAMPLES": "4",
-        "ATTUNE_TRAINING__SFT_MARGIN": "0",
+        "ATTUNE_TRAINING__SFT_MARGIN": "-100",  # any rise: a random model
         "ATTUNE_TRAINING__GENERAL_MAX_RISE": "100",
         "ATTUNE_LOG_LEVEL": "WARNING",
         "HF_HUB_OFFLINE": "1",

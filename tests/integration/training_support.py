@@ -29,7 +29,9 @@ def for_tiny_model(settings: Settings, tiny: Path) -> Settings:
     settings.training.min_sft_examples = 4
     settings.training.min_dpo_pairs = 4
     # A random tiny model: the gate's margins are the real model's business (evals/).
-    settings.training.sft_margin = 0.0
+    # Two steps on random-token replies may raise held-out perplexity, so the gate
+    # tolerates any rise here; the gate's decisions have their own unit tests.
+    settings.training.sft_margin = -100.0
     settings.training.general_max_rise = 100.0
     return settings
 
