@@ -436,6 +436,12 @@ def preferences(
         str,
         typer.Option(help="How the import writes vectors: deferred (the default) or inline."),
     ] = "deferred",
+    split: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Score only this split (repeatable): report, seen2, seen, tune. Default: all."
+        ),
+    ] = None,
     json_path: JsonOut = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -449,10 +455,14 @@ def preferences(
     """
     import asyncio
 
-    from evals.preference_eval import run
+    from evals.preference_eval import SPLITS, run
 
     if vectors not in ("deferred", "inline"):
         raise typer.BadParameter("deferred or inline", param_hint="--vectors")
+    unknown = sorted(set(split or ()) - set(SPLITS))
+    if unknown:
+        raise typer.BadParameter(f"unknown {unknown}; one of {list(SPLITS)}", param_hint="--split")
+    chosen = [s for s in SPLITS if s in (split or SPLITS)]
     with _workdir(data_dir) as work:
         settings = _settings(work)
         settings = settings.model_copy(
@@ -461,7 +471,7 @@ def preferences(
                 "memory": settings.memory.model_copy(update={"import_dense": vectors}),
             }
         )
-        report = asyncio.run(run(settings, users=users, progress=True))
+        report = asyncio.run(run(settings, users=users, progress=True, splits=chosen))
     _write_json(json_path, report.as_dict())
     typer.echo(report.table())
 

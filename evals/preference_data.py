@@ -7,11 +7,12 @@ checks that the composed system prompt holds the preference.
 
 Topics, their phrasings and the distractor conversations are split by template, and users
 of each split get their own seeds and ids: ``tune`` (half of the first topic set, and half
-of the distractor chats) is what anything was tuned on; ``report`` (a second topic set,
-``preference_topics_v2.txt``, written after the extraction rules and never used to tune,
-with the other half of the chats) is the headline. ``seen`` is the first set's other half:
-meant to be held out, but its phrasings were read while the extraction rules were written,
-so it is reported under its own label.
+of the distractor chats) is what anything was tuned on; ``report`` (a third topic set,
+``preference_topics_v3.txt``, written blind by someone who saw neither the code nor the
+earlier sets, with the other half of the chats) is the headline. ``seen`` is the first
+set's other half and ``seen2`` the second set (``preference_topics_v2.txt``): both were
+meant to be held out, but their phrasings were read while extraction was designed, so they
+are reported under their own labels.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-Split = Literal["tune", "seen", "report"]
+Split = Literal["tune", "seen", "seen2", "report"]
 
 DATA = Path(__file__).with_name("data")
 TOPICS_PATH = DATA / "preference_topics_v1.txt"
-FRESH_TOPICS_PATH = DATA / "preference_topics_v2.txt"
+SECOND_TOPICS_PATH = DATA / "preference_topics_v2.txt"
+BLIND_TOPICS_PATH = DATA / "preference_topics_v3.txt"
 CHATS_PATH = DATA / "preference_chats_v1.txt"
 
 
@@ -108,12 +110,13 @@ def split_of(key: str) -> Literal["tune", "report"]:
 def topics(split: Split) -> list[Topic]:
     """The 20 topics of ``split``.
 
-    ``tune`` and ``seen`` halve the first set (ranked by hash); ``seen`` was meant to be
-    held out, but its phrasings were read while the extraction rules were written, so the
-    second set (``report``), written afterwards, is the held-out one.
+    ``tune`` and ``seen`` halve the first set (ranked by hash), ``seen2`` is the second
+    set and ``report`` the third, written blind (see the module's docstring).
     """
     if split == "report":
-        return _parse(FRESH_TOPICS_PATH)
+        return _parse(BLIND_TOPICS_PATH)
+    if split == "seen2":
+        return _parse(SECOND_TOPICS_PATH)
     parsed = _parse(TOPICS_PATH)
     ranked = sorted(parsed, key=lambda t: hashlib.sha256(f"topic:{t.id}".encode()).hexdigest())
     half = len(ranked) // 2
@@ -135,7 +138,7 @@ def _parse(path: Path) -> list[Topic]:
 def chats(split: Split) -> list[list[str]]:
     """The distractor conversations of ``split``: lists of user turns with {slots}."""
     lines = _lines(CHATS_PATH)
-    side = "tune" if split == "tune" else "report"  # ``seen`` users chat like ``report`` ones
+    side = "tune" if split == "tune" else "report"  # ``seen*`` users chat like ``report`` ones
     return [line.split(" / ") for line in lines if split_of(f"chat:{line}") == side]
 
 
@@ -152,8 +155,9 @@ def make_user(split: Split, index: int, *, min_distractors: int = 300) -> UserHi
         turns: list[tuple[str, str]] = []
         for text in rng.choice(pool):
             said = text.format(**slots)
-            assert not holds(said, evidence), said  # no accidental evidence
             turns += [("user", said), ("assistant", rng.choice(_REPLIES))]
+        if any(holds(said, evidence) for _, said in turns):
+            continue  # a chat that happens to hold one of this user's evidence words
         sessions.append(turns)
         count += len(turns)
     for topic in mine:  # each preference once, inside a random session

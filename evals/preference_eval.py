@@ -16,6 +16,7 @@ is the headline; ``tune`` is printed beside it, labelled.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,9 +31,10 @@ from wiring.stack import Stack, open_stack
 from workers import submit
 
 WORD_LIMIT = 600
-SPLITS: tuple[Split, ...] = ("report", "seen", "tune")
+SPLITS: tuple[Split, ...] = ("report", "seen2", "seen", "tune")
 LABELS = {
-    "report": "report (held out: headline)",
+    "report": "report (v3, written blind: headline)",
+    "seen2": "seen2 (v2, read while designing extraction)",
     "seen": "seen (v1 held-out half, read while writing rules)",
     "tune": "tune (tuned on)",
 }
@@ -169,7 +171,12 @@ async def _settle(stack: Stack, uid: str, within: float = 300.0) -> None:
 
 
 async def run(
-    settings: Settings, *, users: int = 2, progress: bool = False, backend: Any = None
+    settings: Settings,
+    *,
+    users: int = 2,
+    progress: bool = False,
+    backend: Any = None,
+    splits: Sequence[Split] = SPLITS,
 ) -> PreferenceReport:
     """Score ``users`` users of each split against the stack ``settings`` builds.
 
@@ -180,7 +187,7 @@ async def run(
     report = PreferenceReport(mode=settings.memory.import_dense, users=users, turns=0)
     turns: list[int] = []
     async with open_stack(settings, backend=backend) as stack:
-        for split in SPLITS:
+        for split in splits:
             for index in range(users):
                 user = make_user(split, index)
                 turns.append(user.turns)

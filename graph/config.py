@@ -21,6 +21,10 @@ class GraphSettings(BaseModel):
     memory_token_budget: int = Field(default=384, ge=0)
     """Tokens the recalled memories may take in the system prompt."""
 
+    known_token_budget: int = Field(default=900, ge=0)
+    """Tokens the user's own facts and preferences (the ``known`` block) may take, most
+    relevant to the message first, then the newest."""
+
     profile_token_budget: int = Field(default=150, ge=0)
     """Tokens the profile's style hints and interests may take (directives and standing
     instructions are never cut and do not count against it)."""

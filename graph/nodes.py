@@ -164,6 +164,7 @@ async def compose_prompt(state: TurnState, runtime: Runtime[TurnContext]) -> dic
         client_system=state.client_system,
         count_tokens=services.backend.count_tokens,
         memory_budget=settings.memory_token_budget,
+        known_budget=settings.known_token_budget,
         profile_budget=settings.profile_token_budget,
         learned=state.learned,
         history_budget=settings.history_token_budget,

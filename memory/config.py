@@ -46,6 +46,11 @@ class MemorySettings(BaseModel):
     extractor: Literal["rules", "llm"] = "rules"
     """``rules`` always works offline; ``llm`` uses an OpenAI-compatible endpoint below and
     falls back to the rules when it fails."""
+    disclosure_threshold: float | None = Field(default=None, ge=0, le=1)
+    """With the ``rules`` extractor, a durable first-person statement the rules do not parse
+    is kept as a quoted fact when the disclosure classifier
+    (``memory.extraction.disclosures``) scores it at least this; ``None``: the threshold
+    saved with the classifier (chosen by cross-validation); ``1`` turns it off."""
     instruction_detector: Literal["rules", "classifier", "llm"] = "classifier"
     """How ``apply_instructions`` finds instructions in a message: ``rules`` alone;
     ``classifier``: the rules plus a classifier over MiniLM vectors for phrasings they do

@@ -237,24 +237,40 @@ class MemoryService(IndexWriter):
         return written
 
     def distill(self, turn: Turn) -> list[MemoryView]:
-        """Extract semantic memories from a user turn and fold them into what is known.
+        """Extract semantic memories from a turn and fold them into what is known.
+
+        A user turn's memories are about the user; a turn of a named other speaker (an
+        imported conversation's second person, "Melanie") yields memories about that
+        person; the assistant's own words yield none. Each memory is dated at its turn.
 
         Duplicates merge (the new turn becomes another source); a fact that contradicts a
         current one in the same slot supersedes it (``invalid_at`` set, kept as history).
         """
-        if turn.role != "user":
+        subject = _named(turn.speaker) if turn.role != "user" else None
+        if turn.role != "user" and subject is None:
             return []
-        candidates = self.extractor.extract(turn.content, speaker="user", at=turn.created_at)
-        return self.apply(turn.user_id, candidates, SourceRef(turn.id, turn.external_id))
+        candidates = self.extractor.extract(
+            turn.content, speaker=turn.role, at=turn.created_at, subject=subject
+        )
+        source = SourceRef(turn.id, turn.external_id)
+        return self.apply(turn.user_id, candidates, source, at=turn.created_at)
 
     def distill_many(self, turns: Sequence[Turn]) -> int:
         """Distill each user turn in order; return how many memories were written."""
         return sum(len(self.distill(t)) for t in turns)
 
     def apply(
-        self, user_id: str, candidates: Sequence[Candidate], source: SourceRef
+        self,
+        user_id: str,
+        candidates: Sequence[Candidate],
+        source: SourceRef,
+        *,
+        at: datetime | None = None,
     ) -> list[MemoryView]:
-        """Apply extracted ``candidates`` from ``source``; return the memories written."""
+        """Apply extracted ``candidates`` from ``source``; return the memories written.
+
+        ``at`` is when the source was said, the new memories' time (default: now).
+        """
         if not candidates:
             return []
         with self._session() as session:
@@ -266,7 +282,7 @@ class MemoryService(IndexWriter):
                 )
             ).all()
         existing = [Existing(m.id, m.kind, m.text, m.slot, m.content_hash) for m in current]
-        todo = writes(plan(existing, candidates), source)
+        todo = writes(plan(existing, candidates), source, at=at)
         written = self.add(user_id, todo.new)
         with self._session() as session:
             for memory_id in todo.merges:
@@ -412,3 +428,10 @@ class MemoryService(IndexWriter):
             ).all()
             total = int(session.exec(count).one())
         return to_views(rows, load_links(self.engine, [r.id for r in rows])), total
+
+
+def _named(speaker: str | None) -> str | None:
+    """``speaker`` when it names a person rather than a role."""
+    if speaker is None or speaker.strip().lower() in ("", "user", "assistant", "system"):
+        return None
+    return speaker.strip()

@@ -25,11 +25,14 @@ from adapters.workdirs import WorkDirPurger
 from graph.context import AfterTurn, Services
 from graph.prompts import PromptLibrary
 from graph.thread_purge import ThreadStatePurger
+from memory.config import MemorySettings
 from memory.deletion import Deletion
 from memory.export import UserExport
+from memory.extraction.disclosures import DisclosingExtractor, DisclosureClassifier
 from memory.extraction.extractor import (
     EXTRACTION_PROMPT,
     EXTRACTION_PROMPT_VERSION,
+    Extractor,
     make_extractor,
 )
 from memory.extraction.summaries import SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION
@@ -66,16 +69,28 @@ def build_memory(
         embedder=embedder,
         vectors=make_vector_index(VectorSettings(url=m.vector_url, path=m.vector_path)),
         lexical=make_lexical_index(engine),
-        extractor=make_extractor(
-            m.extractor,
-            base_url=m.extractor_base_url,
-            model=m.extractor_model,
-            api_key=m.extractor_api_key,
-            prompt_template=prompts.source(EXTRACTION_PROMPT, EXTRACTION_PROMPT_VERSION),
+        extractor=_with_disclosures(
+            make_extractor(
+                m.extractor,
+                base_url=m.extractor_base_url,
+                model=m.extractor_model,
+                api_key=m.extractor_api_key,
+                prompt_template=prompts.source(EXTRACTION_PROMPT, EXTRACTION_PROMPT_VERSION),
+            ),
+            m,
+            embedder,
         ),
         settings=m,
         summary_prompt=prompts.render(SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION, {}),
     )
+
+
+def _with_disclosures(extractor: Extractor, m: MemorySettings, embedder: Embedder) -> Extractor:
+    """The rule extractor plus the disclosure classifier on the service's embedder."""
+    if m.extractor != "rules" or m.disclosure_threshold == 1:
+        return extractor
+    classifier = DisclosureClassifier.load(threshold=m.disclosure_threshold)
+    return DisclosingExtractor(extractor, classifier, embedder)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from memory.extraction.extractor import Candidate, content_hash
 from memory.views import NewMemory, SourceRef
@@ -146,8 +147,11 @@ class Writes:
     merges: list[str]
 
 
-def writes(actions: Sequence[Action], source: SourceRef) -> Writes:
-    """The store writes that carry out ``actions`` (from :func:`plan`) for ``source``."""
+def writes(actions: Sequence[Action], source: SourceRef, *, at: datetime | None = None) -> Writes:
+    """The store writes that carry out ``actions`` (from :func:`plan`) for ``source``.
+
+    ``at`` is when the source was said: the new memories' time (``None``: when written).
+    """
     out = Writes(new=[], retire=[], merges=[])
     for action in actions:
         if isinstance(action, Merge):
@@ -161,6 +165,7 @@ def writes(actions: Sequence[Action], source: SourceRef) -> Writes:
                 sources=[source],
                 speaker=cand.speaker,
                 slot=cand.slot,
+                created_at=at,
                 valid_from=cand.valid_from,
             )
         )

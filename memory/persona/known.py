@@ -5,16 +5,22 @@ it ("what should I cook tonight?"), so search alone cannot be relied on to bring
 The user's current semantic memories are few and short, so the prompt shows them as a
 block beside what search found: the ones most relevant to the message first (searched
 among facts and preferences only, so recalled turns do not crowd them out), then the newest.
+Dated events ("The user went to a support group yesterday (2023-05-07).") are episodes, not
+standing facts: they stay out of this block and are found by search when a question needs
+them.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Protocol
 
 from memory.views import MemoryView
 
 KNOWN_KINDS = ("preference", "fact")
+_DATED = re.compile(r"\((?:around\s+)?\d{4}(?:-\d{2}){0,2}\)")
+"""A date the extraction resolved and wrote into the text: the statement is an event."""
 
 
 class MemoryLister(Protocol):
@@ -52,7 +58,12 @@ def known_about(
         views, _ = memory.list(user_id, kind=kind, include_invalid=False, limit=limit)
         newest.extend(views)
     newest.sort(key=lambda v: v.created_at, reverse=True)
-    return merge_known(ranked, newest)[:limit]
+    return [v for v in merge_known(ranked, newest) if standing(v)][:limit]
+
+
+def standing(view: MemoryView) -> bool:
+    """Whether ``view`` states something standing rather than a dated event."""
+    return not _DATED.search(view.text)
 
 
 def merge_known(searched: Sequence[MemoryView], known: Sequence[MemoryView]) -> list[MemoryView]:

@@ -235,3 +235,34 @@ def test_search_returns_a_repeated_text_once_and_a_first_person_query_favours_th
         assert sorted(texts) == sorted(set(texts)) and len(texts) == 3, mode
     hybrid = memory.search(uid, "tell me about my garden", k=3)
     assert [h.speaker for h in hybrid] == ["user", "user", "assistant"]
+
+
+def test_distillation_learns_about_both_named_speakers_dated_at_their_turns(
+    memory: MemoryService,
+) -> None:
+    """The served wiring (rules + disclosure classifier on MiniLM) on an imported chat."""
+    uid = _user(memory)
+    said = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    turns = [
+        ImportTurn("D1:1", "user", "Meat hasn't been on my plate since 2015.", "Caroline"),
+        ImportTurn("D1:2", "assistant", "Night driving scares me, so I avoid it.", "Melanie"),
+        ImportTurn("D1:3", "assistant", "Happy to help with that.", None),
+    ]
+    result = import_history(
+        memory.engine, user_id=uid, sessions=[ImportSession("s1", said, turns)]
+    )
+    assert memory.distill_many(result.new_turns) == 2
+    facts = {
+        v.text: v
+        for kind in ("fact", "preference")
+        for v in memory.list(uid, kind=kind, include_invalid=False)[0]
+    }
+    assert set(facts) == {
+        "The user said: \"Meat hasn't been on my plate since 2015.\"",
+        "Night driving scares Melanie.",
+    }
+    for view in facts.values():  # dated when it was said, not when distilled
+        assert view.created_at.date() == said.date()
+    assert facts["Night driving scares Melanie."].valid_from.date() == said.date()
+    quote = facts["The user said: \"Meat hasn't been on my plate since 2015.\""]
+    assert quote.valid_from.year == 2015  # true since the year it names
