@@ -439,7 +439,7 @@ def preferences(
     split: Annotated[
         list[str] | None,
         typer.Option(
-            help="Score only this split (repeatable): report, seen2, seen, tune. Default: all."
+            help="Only this split (repeatable): report, seen3, seen2, seen, tune; default all."
         ),
     ] = None,
     json_path: JsonOut = None,

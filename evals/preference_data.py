@@ -7,12 +7,13 @@ checks that the composed system prompt holds the preference.
 
 Topics, their phrasings and the distractor conversations are split by template, and users
 of each split get their own seeds and ids: ``tune`` (half of the first topic set, and half
-of the distractor chats) is what anything was tuned on; ``report`` (a third topic set,
-``preference_topics_v3.txt``, written blind by someone who saw neither the code nor the
-earlier sets, with the other half of the chats) is the headline. ``seen`` is the first
-set's other half and ``seen2`` the second set (``preference_topics_v2.txt``): both were
-meant to be held out, but their phrasings were read while extraction was designed, so they
-are reported under their own labels.
+of the distractor chats) is what anything was tuned on; ``report`` (the fourth topic set,
+``preference_topics_v4.txt``, written blind by someone who saw neither the code nor the
+earlier sets, with the other half of the chats) is the headline. ``seen`` (the first set's
+other half), ``seen2`` and ``seen3`` (the second and third sets) were each meant to be held
+out, but were read while extraction was designed after they were scored, so they are
+reported under their own labels. ``seen3`` was written blind too and scored once before
+being read (0.817): it is the last blind figure of the design before the current one.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-Split = Literal["tune", "seen", "seen2", "report"]
+Split = Literal["tune", "seen", "seen2", "seen3", "report"]
 
 DATA = Path(__file__).with_name("data")
 TOPICS_PATH = DATA / "preference_topics_v1.txt"
 SECOND_TOPICS_PATH = DATA / "preference_topics_v2.txt"
-BLIND_TOPICS_PATH = DATA / "preference_topics_v3.txt"
+THIRD_TOPICS_PATH = DATA / "preference_topics_v3.txt"
+BLIND_TOPICS_PATH = DATA / "preference_topics_v4.txt"
 CHATS_PATH = DATA / "preference_chats_v1.txt"
 
 
@@ -110,13 +112,16 @@ def split_of(key: str) -> Literal["tune", "report"]:
 def topics(split: Split) -> list[Topic]:
     """The 20 topics of ``split``.
 
-    ``tune`` and ``seen`` halve the first set (ranked by hash), ``seen2`` is the second
-    set and ``report`` the third, written blind (see the module's docstring).
+    ``tune`` and ``seen`` halve the first set (ranked by hash), ``seen2`` and ``seen3``
+    are the second and third sets and ``report`` the fourth, written blind (see the
+    module's docstring).
     """
     if split == "report":
         return _parse(BLIND_TOPICS_PATH)
     if split == "seen2":
         return _parse(SECOND_TOPICS_PATH)
+    if split == "seen3":
+        return _parse(THIRD_TOPICS_PATH)
     parsed = _parse(TOPICS_PATH)
     ranked = sorted(parsed, key=lambda t: hashlib.sha256(f"topic:{t.id}".encode()).hexdigest())
     half = len(ranked) // 2

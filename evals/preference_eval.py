@@ -31,9 +31,10 @@ from wiring.stack import Stack, open_stack
 from workers import submit
 
 WORD_LIMIT = 600
-SPLITS: tuple[Split, ...] = ("report", "seen2", "seen", "tune")
+SPLITS: tuple[Split, ...] = ("report", "seen3", "seen2", "seen", "tune")
 LABELS = {
-    "report": "report (v3, written blind: headline)",
+    "report": "report (v4, written blind: headline)",
+    "seen3": "seen3 (v3, blind, scored once, then read)",
     "seen2": "seen2 (v2, read while designing extraction)",
     "seen": "seen (v1 held-out half, read while writing rules)",
     "tune": "tune (tuned on)",

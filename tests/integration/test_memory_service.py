@@ -248,9 +248,7 @@ def test_distillation_learns_about_both_named_speakers_dated_at_their_turns(
         ImportTurn("D1:2", "assistant", "Night driving scares me, so I avoid it.", "Melanie"),
         ImportTurn("D1:3", "assistant", "Happy to help with that.", None),
     ]
-    result = import_history(
-        memory.engine, user_id=uid, sessions=[ImportSession("s1", said, turns)]
-    )
+    result = import_history(memory.engine, user_id=uid, sessions=[ImportSession("s1", said, turns)])
     assert memory.distill_many(result.new_turns) == 2
     facts = {
         v.text: v
@@ -258,11 +256,11 @@ def test_distillation_learns_about_both_named_speakers_dated_at_their_turns(
         for v in memory.list(uid, kind=kind, include_invalid=False)[0]
     }
     assert set(facts) == {
-        "The user said: \"Meat hasn't been on my plate since 2015.\"",
+        'The user said: "Meat hasn\'t been on my plate since 2015."',
         "Night driving scares Melanie.",
     }
     for view in facts.values():  # dated when it was said, not when distilled
         assert view.created_at.date() == said.date()
     assert facts["Night driving scares Melanie."].valid_from.date() == said.date()
-    quote = facts["The user said: \"Meat hasn't been on my plate since 2015.\""]
+    quote = facts['The user said: "Meat hasn\'t been on my plate since 2015."']
     assert quote.valid_from.year == 2015  # true since the year it names

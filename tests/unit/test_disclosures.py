@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from memory.extraction.disclosures import (
     DisclosingExtractor,
     DisclosureClassifier,
-    covered,
     statements,
 )
 from memory.extraction.extractor import Candidate
@@ -20,6 +19,9 @@ AT = datetime(2026, 5, 4, 12, tzinfo=UTC)
 
 class MarkerEmbedder:
     """A sentence's vector is ``[1]`` when it holds the word "durably", else ``[0]``."""
+
+    dimension = 1
+    model_id = "marker"
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
@@ -94,7 +96,5 @@ def test_relative_dates_in_a_quote_are_resolved_against_the_turn() -> None:
     assert "2025" in quote.text and quote.valid_from is not None
 
 
-def test_covered_and_statements() -> None:
-    assert covered("I love swimming.", ["The user loves swimming."]) is False  # "love" ≠ "loves"
-    assert covered("I really love swimming", ["The user really love swimming."]) is True
+def test_statements_are_first_person_sentences_that_are_not_questions() -> None:
     assert statements("Hi. I keep bees. Do you? We moved here") == ["I keep bees.", "We moved here"]

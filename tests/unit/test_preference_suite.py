@@ -10,7 +10,7 @@ from wiring.settings import Settings
 def test_tune_and_report_share_no_topic_phrasing_chat_or_user() -> None:
     tune, report = topics("tune"), topics("report")
     assert len(tune) == len(report) == 20
-    for other in (tune, topics("seen"), topics("seen2")):
+    for other in (tune, topics("seen"), topics("seen2"), topics("seen3")):
         assert not {t.id for t in other} & {t.id for t in report}
         said = {s for t in report for s in t.statements}
         assert not {s for t in other for s in t.statements} & said
@@ -35,11 +35,11 @@ async def test_a_slice_runs_on_the_served_stack(settings: Settings, backend) -> 
     for key in ("report/after import", "report/settled", "seen/settled", "tune/settled"):
         assert figures[key]["asked"] == 20
         assert figures[key]["words_max"] <= WORD_LIMIT
-    assert "report (v3, written blind: headline)" in report.table().splitlines()[2]
+    assert "report (v4, written blind: headline)" in report.table().splitlines()[2]
 
 
 def test_every_statement_holds_its_evidence_and_no_question_does() -> None:
-    for split in ("tune", "seen", "seen2", "report"):
+    for split in ("tune", "seen", "seen2", "seen3", "report"):
         for topic in topics(split):  # type: ignore[arg-type]
             assert all(holds(s, topic.evidence) for s in topic.statements), topic.id
             assert not any(holds(q, topic.evidence) for q in topic.questions), topic.id
