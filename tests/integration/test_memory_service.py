@@ -257,10 +257,11 @@ def test_distillation_learns_about_both_named_speakers_dated_at_their_turns(
     }
     assert set(facts) == {
         'The user said: "Meat hasn\'t been on my plate since 2015."',
-        "Night driving scares Melanie.",
+        'Melanie said: "Night driving scares me, so I avoid it."',
     }
     for view in facts.values():  # dated when it was said, not when distilled
         assert view.created_at.date() == said.date()
-    assert facts["Night driving scares Melanie."].valid_from.date() == said.date()
+    melanie = facts['Melanie said: "Night driving scares me, so I avoid it."']
+    assert melanie.valid_from.date() == said.date()
     quote = facts['The user said: "Meat hasn\'t been on my plate since 2015."']
     assert quote.valid_from.year == 2015  # true since the year it names
