@@ -34,13 +34,13 @@ from memory.service import MemoryService
 KS = (5, 10, 20)
 SWEEP: dict[str, dict[str, Any]] = {
     "defaults": {},
+    "lexical 0.3": {"lexical_weight": 0.3},
     "lexical 0.5": {"lexical_weight": 0.5},
-    "lexical 1": {"lexical_weight": 1.0},
+    "lexical 2": {"lexical_weight": 2.0},
     "rrf_k 60": {"rrf_k": 60},
     "no speaker prior": {"speaker_prior": 0.0},
     "question prior 0.3": {"question_prior": 0.3},
     "fetch 100": {"fetch_k": 100},
-    "lexical 3": {"lexical_weight": 3.0},
 }
 """Search-time settings the leave-one-conversation-out line chooses among (updates to
 ``MemorySettings``)."""
