@@ -33,6 +33,8 @@ class LocomoQuestion:
     text: str
     evidence: tuple[str, ...]
     category: str
+    answer: str = ""
+    """The benchmark's gold answer (for answer accuracy)."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,13 @@ def conversation(
         if max_sessions is not None and not set(evidence) <= known:
             continue
         questions.append(
-            LocomoQuestion(key, str(q["question"]), evidence, CATEGORIES[q["category"]])
+            LocomoQuestion(
+                key,
+                str(q["question"]),
+                evidence,
+                CATEGORIES[q["category"]],
+                str(q.get("answer", "")),
+            )
         )
     return Conversation(key, (a, b), sessions, turns, questions)
 

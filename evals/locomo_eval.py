@@ -73,6 +73,8 @@ class LocomoReport:
     latency_ms: dict[str, float]
     """Search latency once every vector is written (the first search after an import,
     which waits for them, is ``ingest["first_search_ms"]``)."""
+    user_ids: dict[str, str] = field(default_factory=dict)
+    """Conversation → the Attune user it was imported as (for answer accuracy)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready figures: recall per system, overall, per category, per conversation."""
@@ -238,7 +240,7 @@ def run_locomo_eval(
         if latency
         else {}
     )
-    return LocomoReport(questions, systems, chosen, swept, ingest, lat)
+    return LocomoReport(questions, systems, chosen, swept, ingest, lat, user_ids)
 
 
 def _leave_one_out(

@@ -235,3 +235,41 @@ def test_thread_survives_a_server_restart(tmp_path: Path) -> None:
 
 def _user_id(data_dir: Path) -> str:
     return _turns(data_dir)[0].user_id
+
+
+def test_locomo_answers_and_verdicts_come_from_an_openai_compatible_endpoint(
+    server: Server, user_key: str
+) -> None:
+    """``attune eval locomo --answer-url``'s path, with the served local model as both
+    answerer and judge (a 135M model's verdicts mean nothing: only the plumbing is tested)."""
+    from datetime import UTC, datetime
+
+    from evals.locomo_answers import judge_questions
+    from evals.locomo_data import LocomoQuestion
+    from memory.extraction.llm import openai_chat
+    from memory.views import MemoryView
+
+    chat = openai_chat(
+        base_url=server.url + "/v1", model="attune", api_key=user_key, timeout=120, max_retries=0
+    ).model_copy(update={"max_tokens": 8})
+    said = datetime(2023, 5, 8, tzinfo=UTC)
+    memory = MemoryView(
+        "mem_1", "episodic", "I went to the lake on Sunday.", "Caroline",
+        [], said, said, None, None,
+    )  # fmt: skip
+    questions = [
+        LocomoQuestion("c", "Where did Caroline go on Sunday?", ("D1:1",), "single-hop", "lake"),
+        LocomoQuestion("c", "When did Caroline go to the lake?", ("D1:1",), "temporal", "May 7"),
+    ]
+    before = len(_turns(server.data_dir))
+    report = judge_questions(
+        questions, lambda q: [memory], answer_model=chat, judge_model=chat, names=("a", "j")
+    )
+    assert [j.question for j in report.judged] == questions
+    assert all(isinstance(j.answer, str) for j in report.judged)
+    figures = report.as_dict()
+    assert figures["questions"] == 2 and 0.0 <= figures["accuracy"] <= 1.0
+    turns = _turns(server.data_dir)
+    assert len(turns) == before + 8  # each of the 4 calls is a recorded turn and its reply
+    asked = " ".join(t.content for t in turns[before:])
+    assert "Caroline" in asked and "Gold answer: lake" in asked
