@@ -31,6 +31,7 @@ from memory.persona.instructions_text import fine_clauses
 from memory.retrieval.protocols import Embedder
 
 PROSE_PATH = Path(__file__).parents[2] / "evals" / "data" / "general_text_v1.jsonl"
+EXAMPLES_PATH = Path(__file__).with_name("instructions_examples.txt")
 
 
 def prose(path: Path = PROSE_PATH) -> list[str]:
@@ -41,8 +42,31 @@ def prose(path: Path = PROSE_PATH) -> list[str]:
 
 
 def dataset(split: Split) -> list[Example]:
-    """Single-clause examples, generated compounds and prose sentences of ``split``."""
-    return [*examples(split), *compound(split), *chat_sentences(prose(), split)]
+    """Single-clause examples, generated compounds and prose sentences of ``split``.
+
+    The ``train`` split also holds the hand-written messages (:func:`written`).
+    """
+    extra = written() if split == "train" else []
+    return [*examples(split), *compound(split), *chat_sentences(prose(), split), *extra]
+
+
+def written(path: Path = EXAMPLES_PATH) -> list[Example]:
+    """Hand-written messages, one instruction at most each (``LABEL<TAB>message``).
+
+    Written by someone who saw neither the detector, its templates nor any evaluation set,
+    to widen the phrasings beyond the templates; they count as training data only.
+    """
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        label, _, text = line.partition("\t")
+        if label not in LABELS or not text.strip():
+            raise ValueError(f"not LABEL<TAB>message with a known label: {line!r}")
+        out.append(Example(text.strip(), (label,), "written", "train"))
+    return out
 
 
 def clause_examples(data: Sequence[Example]) -> list[tuple[str, str]]:
