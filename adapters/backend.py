@@ -12,7 +12,7 @@ checks that the adapter loads over the base model) and the server's engine finds
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.language_models import BaseChatModel
 
@@ -40,11 +40,14 @@ class ChatBackend(Protocol):
         model_id: The base model's id, e.g. ``SmolLM2-135M-Instruct``.
         supports_tools: Whether its chat models implement ``bind_tools`` and return tool
             calls reliably (the graph only offers tools to such backends).
+        output_formats: The OpenAI ``response_format`` types its chat models honour
+            (``text`` always; ``json_object`` and ``json_schema`` by guided decoding).
     """
 
     name: str
     model_id: str
     supports_tools: bool
+    output_formats: frozenset[str]
 
     def chat_model(
         self,
@@ -56,13 +59,16 @@ class ChatBackend(Protocol):
         stop: list[str] | None = None,
         seed: int | None = None,
         ignore_eos: bool = False,
+        response_format: dict[str, Any] | None = None,
     ) -> BaseChatModel:
         """Return a chat model generating with ``adapter`` (``None``: the base model).
 
         ``ignore_eos`` samples past end-of-sequence tokens, so every reply is
         ``max_tokens`` long unless a stop string ends it (benchmarks, and tests whose
-        assertions must hold whatever the model writes). Unknown adapters raise
-        :class:`AdapterNotFoundError`, at the latest when the model generates.
+        assertions must hold whatever the model writes). ``response_format`` is OpenAI's
+        (its ``type`` one of :attr:`output_formats`; else ``ValueError``). Unknown
+        adapters raise :class:`AdapterNotFoundError`, at the latest when the model
+        generates.
         """
         ...
 
@@ -95,12 +101,26 @@ class ChatBackend(Protocol):
         ...
 
 
+TEXT_ONLY = frozenset({"text"})
+GUIDED = frozenset({"text", "json_object", "json_schema"})
+
+
+def check_output_format(
+    response_format: dict[str, Any] | None, supported: frozenset[str], backend: str
+) -> None:
+    """Raise ``ValueError`` unless ``response_format``'s type is one of ``supported``."""
+    kind = (response_format or {}).get("type", "text")
+    if kind not in supported:
+        raise ValueError(f"the {backend} backend cannot honour response_format {kind!r}")
+
+
 class LocalBackend:
     """transformers + peft in this process, one shared :class:`LocalEngine`."""
 
     name = "local"
     # SmolLM2-135M cannot call tools reliably; a vLLM backend on a larger model can.
     supports_tools = False
+    output_formats = TEXT_ONLY  # no guided decoding in transformers' generate here
 
     def __init__(self, engine: LocalEngine) -> None:
         """Wrap a loaded engine; most callers want :meth:`from_settings`."""
@@ -141,6 +161,7 @@ class LocalBackend:
         stop: list[str] | None = None,
         seed: int | None = None,
         ignore_eos: bool = False,
+        response_format: dict[str, Any] | None = None,
     ) -> LocalChatModel:
         """Return a chat model over the shared engine.
 
@@ -152,13 +173,16 @@ class LocalBackend:
             stop: Stop strings.
             seed: Makes sampling reproducible.
             ignore_eos: Sample past end-of-sequence tokens.
+            response_format: Only ``None`` or ``{"type": "text"}``.
 
         Returns:
             A :class:`LocalChatModel`.
 
         Raises:
             AdapterNotFoundError: ``adapter`` is neither loaded nor on disk.
+            ValueError: ``response_format`` asks for structured output.
         """
+        check_output_format(response_format, self.output_formats, self.name)
         if adapter is not None and not self.engine.has_adapter(adapter):
             raise AdapterNotFoundError(adapter)
         return LocalChatModel(

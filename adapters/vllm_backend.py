@@ -33,12 +33,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from adapters.backend import LocalBackend
+from adapters.backend import GUIDED, LocalBackend, check_output_format
 from adapters.config import ModelSettings
 from adapters.errors import AdapterNotFoundError, BackendUnavailableError
 from adapters.model_store import model_id_for, resolve_model_dir
@@ -80,6 +81,7 @@ class VllmBackend:
     name = "vllm"
     # SmolLM2-135M cannot call tools reliably, and the servers run without a tool parser.
     supports_tools = False
+    output_formats = GUIDED
 
     def __init__(
         self,
@@ -137,6 +139,7 @@ class VllmBackend:
         stop: list[str] | None = None,
         seed: int | None = None,
         ignore_eos: bool = False,
+        response_format: dict[str, Any] | None = None,
     ) -> BaseChatModel:
         """Return a ``ChatOpenAI`` on the replica chosen for ``adapter``.
 
@@ -148,16 +151,21 @@ class VllmBackend:
             stop: Stop strings.
             seed: Makes sampling reproducible.
             ignore_eos: Sample past end-of-sequence tokens (vLLM's extension).
+            response_format: OpenAI's, passed on: vLLM honours ``json_object`` and
+                ``json_schema`` by guided decoding.
 
         Raises:
             AdapterNotFoundError: No replica holds ``adapter`` or can load it.
-            BackendUnavailableError: No replica answers (and no local fallback).
+            BackendUnavailableError: No replica answers (and no local fallback that can
+                honour ``response_format``).
         """
+        check_output_format(response_format, self.output_formats, self.name)
+        structured = (response_format or {}).get("type", "text") != "text"
         try:
             replica = self._replica_for(adapter)
         except BackendUnavailableError:
             fallback = self._fallback_backend()
-            if fallback is None:
+            if fallback is None or structured:
                 raise
             return fallback.chat_model(
                 adapter=adapter,
@@ -180,6 +188,7 @@ class VllmBackend:
             max_retries=0,
             request_timeout=self.settings.vllm_timeout_s,
             extra_body={"ignore_eos": True} if ignore_eos else None,
+            model_kwargs={"response_format": response_format} if structured else {},
         )
         return model.configure(
             on_down=replica.mark_down, retry_after_s=self.settings.vllm_retry_after_s

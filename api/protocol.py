@@ -12,6 +12,7 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -114,8 +115,43 @@ class AttuneRequest(BaseModel):
     sent (the request's messages are then not used)."""
 
 
+class JsonSchemaFormat(BaseModel):
+    """``response_format.json_schema``: a named JSON Schema the reply must follow."""
+
+    name: str = Field(min_length=1, max_length=64)
+    schema_: dict[str, Any] = Field(alias="schema")
+    description: str | None = None
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    """OpenAI ``response_format``: free ``text``, any ``json_object``, or a ``json_schema``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormat:
+        if (self.type == "json_schema") != (self.json_schema is not None):
+            raise ValueError("json_schema is required with type json_schema, and only then")
+        return self
+
+    def for_backend(self) -> dict[str, Any] | None:
+        """What backends take: ``None`` for plain text, else the OpenAI object."""
+        if self.type == "text":
+            return None
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
 class ChatCompletionRequest(BaseModel):
-    """``POST /v1/chat/completions``. Unknown OpenAI fields are accepted and ignored."""
+    """``POST /v1/chat/completions``.
+
+    Unknown OpenAI fields are accepted and ignored; the ones that would change the reply
+    and that the backend cannot honour are refused (``api.routes.chat.check_honoured``),
+    never dropped silently.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -137,6 +173,15 @@ class ChatCompletionRequest(BaseModel):
     thread_id: Id | None = None
     # Attune extension: {"regenerate": turn_id}.
     attune: AttuneRequest | None = None
+    response_format: ResponseFormat | None = None
+    # Accepted so that they can be refused by name (check_honoured), not dropped.
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    functions: list[Any] | None = None
+    function_call: Any = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    logit_bias: dict[str, Any] | None = None
 
     @field_validator("stop", mode="before")
     @classmethod

@@ -220,6 +220,7 @@ async def generate(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str,
         top_p=params.get("top_p", 1.0),
         stop=params.get("stop"),
         seed=params.get("seed"),
+        response_format=params.get("response_format"),
     )
     may_call_tools = backend.supports_tools and state.tool_rounds < MAX_TOOL_ROUNDS
     if may_call_tools:

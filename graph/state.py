@@ -23,6 +23,8 @@ class GenerationParams(TypedDict, total=False):
     top_p: float
     stop: list[str] | None
     seed: int | None
+    response_format: dict[str, Any] | None
+    """OpenAI's, when it asks for structured output (``json_object``, ``json_schema``)."""
 
 
 class MemoryItem(TypedDict):

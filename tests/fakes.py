@@ -123,6 +123,9 @@ class ScriptedBackend:
     calls: list[list[BaseMessage]] = field(default_factory=list)
     requested_adapters: list[str | None] = field(default_factory=list)
     supports_tools: bool = False
+    output_formats: frozenset[str] = frozenset({"text"})
+    response_formats: list[dict[str, Any] | None] = field(default_factory=list)
+    """The ``response_format`` of every chat model asked for, in order."""
     tool_script: list[list[dict[str, Any]]] = field(default_factory=list)
     """Replies that call tools, used in order before the scripted text reply."""
     bound_tools: list[str] = field(default_factory=list)
@@ -139,10 +142,14 @@ class ScriptedBackend:
         stop: list[str] | None = None,
         seed: int | None = None,
         ignore_eos: bool = False,
+        response_format: dict[str, Any] | None = None,
     ) -> BaseChatModel:
+        if (response_format or {}).get("type", "text") not in self.output_formats:
+            raise ValueError(f"the scripted backend cannot honour {response_format}")
         if adapter is not None and adapter not in self.adapters:
             raise AdapterNotFoundError(adapter)
         self.requested_adapters.append(adapter)
+        self.response_formats.append(response_format)
         return ScriptedChatModel(
             script=self.script, adapter=adapter, max_tokens=max_tokens, stop=stop, recorder=self
         )

@@ -104,9 +104,44 @@ def reply_budget(requested: int | None, param: str, services: AppServices) -> in
     return requested
 
 
+def check_honoured(body: ChatCompletionRequest, services: AppServices) -> None:
+    """Refuse, naming it, an OpenAI field that would change the reply and can't be honoured.
+
+    A dropped field would silently answer another question than the one asked.
+    """
+    backend = services.backend
+    refused = [
+        ("tools", bool(body.tools or body.functions), "client-defined tools"),
+        ("tool_choice", body.tool_choice not in (None, "none") or body.function_call
+         not in (None, "none"), "client-defined tools"),
+        ("logprobs", bool(body.logprobs or body.top_logprobs), "log probabilities"),
+        ("logit_bias", bool(body.logit_bias), "logit bias"),
+        ("frequency_penalty", bool(body.frequency_penalty), "frequency penalties"),
+        ("presence_penalty", bool(body.presence_penalty), "presence penalties"),
+    ]  # fmt: skip
+    for param, asked, what in refused:
+        if asked:
+            raise APIError(
+                400,
+                f"{param}: {what} are not supported by Attune (backend {backend.name}); "
+                f"remove {param} from the request",
+                param=param,
+            )
+    kind = body.response_format.type if body.response_format else "text"
+    if kind not in backend.output_formats:
+        raise APIError(
+            400,
+            f"response_format {kind!r} needs guided decoding, which the {backend.name} "
+            "backend does not have; serve through vLLM (ATTUNE_MODEL__BACKEND=vllm) or ask "
+            "for text",
+            param="response_format",
+        )
+
+
 def to_turn_request(body: ChatCompletionRequest, services: AppServices) -> TurnRequest:
-    """Validate what pydantic cannot (limits, model names) and build the turn request."""
+    """Validate what pydantic cannot (limits, models, what the backend honours); build it."""
     check_model(body.model)
+    check_honoured(body, services)
     messages = to_chat_messages(body.messages, services.settings.server)
     if body.max_completion_tokens is not None:
         max_tokens = reply_budget(body.max_completion_tokens, "max_completion_tokens", services)
@@ -120,6 +155,8 @@ def to_turn_request(body: ChatCompletionRequest, services: AppServices) -> TurnR
         stop=body.stop_list(),
         seed=body.seed,
     )
+    if body.response_format is not None and body.response_format.for_backend() is not None:
+        params["response_format"] = body.response_format.for_backend()
     return TurnRequest(messages=messages, params=params, thread_id=body.thread_id)
 
 

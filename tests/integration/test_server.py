@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -45,10 +46,13 @@ class Server:
             self.proc.wait()
 
 
-def start_server(data_dir: Path, port: int | None = None) -> Server:
+def start_server(
+    data_dir: Path, port: int | None = None, extra_env: dict[str, str] | None = None
+) -> Server:
     port = port or _free_port()
     env = {
         **os.environ,
+        **(extra_env or {}),
         "ATTUNE_DATA_DIR": str(data_dir),
         "ATTUNE_MODEL__CACHE_DIR": str(MODEL_CACHE),
         "ATTUNE_ADMIN_KEY": ADMIN,
@@ -273,3 +277,23 @@ def test_locomo_answers_and_verdicts_come_from_an_openai_compatible_endpoint(
     assert len(turns) == before + 8  # each of the 4 calls is a recorded turn and its reply
     asked = " ".join(t.content for t in turns[before:])
     assert "Caroline" in asked and "Gold answer: lake" in asked
+
+
+def test_openai_client_fields_the_local_backend_cannot_honour_are_refused(
+    server: Server, user_key: str
+) -> None:
+    import openai
+
+    client = OpenAI(base_url=server.url + "/v1", api_key=user_key)
+    ask: Any = [{"role": "user", "content": "Pick a colour."}]
+    with pytest.raises(openai.BadRequestError, match="response_format") as refused:
+        client.chat.completions.create(
+            model="attune", messages=ask, response_format={"type": "json_object"}
+        )
+    assert "vllm" in str(refused.value).lower()
+    with pytest.raises(openai.BadRequestError, match="tools"):
+        client.chat.completions.create(
+            model="attune",
+            messages=ask,
+            tools=[{"type": "function", "function": {"name": "pick", "parameters": {}}}],
+        )

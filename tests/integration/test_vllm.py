@@ -264,3 +264,70 @@ def test_a_killed_and_restarted_replica_gets_its_adapters_back(
     assert ADAPTER_A in served(vllm_server.url)
     chat = vllm.chat_model(adapter=ADAPTER_A, max_tokens=MAX_TOKENS, temperature=0, ignore_eos=True)
     assert chat.invoke([HumanMessage(PROMPTS[1])]).content == before.content
+
+
+def test_response_format_is_guided_through_vllm_and_tools_are_refused(
+    vllm_url: str, vllm_model_dir: Path, tmp_path: Path
+):
+    """``attune serve`` on the vllm backend, driven by the official ``openai`` client:
+    structured output is honoured by guided decoding, client tools are refused by name."""
+    import json
+
+    import openai
+
+    from tests.integration.test_server import ADMIN, start_server
+
+    server = start_server(
+        tmp_path / "data",
+        extra_env={
+            "ATTUNE_MODEL__BACKEND": "vllm",
+            "ATTUNE_MODEL__VLLM_URLS": vllm_url,
+            "ATTUNE_MODEL__BASE_MODEL_DIR": str(vllm_model_dir),
+        },
+    )
+    try:
+        r = httpx.post(
+            server.url + "/v1/users",
+            json={"name": "jason"},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
+        assert r.status_code == 201, r.text
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=r.json()["api_key"])
+        schema = {
+            "type": "object",
+            "properties": {"colour": {"type": "string", "enum": ["red", "green", "blue"]}},
+            "required": ["colour"],
+            "additionalProperties": False,
+        }
+        ask: Any = [{"role": "user", "content": "Pick a colour of the sea. Answer in JSON."}]
+        guided = client.chat.completions.create(
+            model="attune",
+            messages=ask,
+            temperature=0,
+            max_tokens=40,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "pick", "schema": schema, "strict": True},
+            },
+        )
+        content = guided.choices[0].message.content or ""
+        assert json.loads(content)["colour"] in {"red", "green", "blue"}, content
+        anyjson = client.chat.completions.create(
+            model="attune",
+            messages=ask,
+            temperature=0,
+            max_tokens=60,
+            response_format={"type": "json_object"},
+        )
+        text = (anyjson.choices[0].message.content or "").strip()
+        assert text.startswith("{"), text
+        if anyjson.choices[0].finish_reason == "stop":  # a cut-off object cannot parse
+            assert isinstance(json.loads(text), dict), text
+        with pytest.raises(openai.BadRequestError, match="tools"):
+            client.chat.completions.create(
+                model="attune",
+                messages=ask,
+                tools=[{"type": "function", "function": {"name": "pick", "parameters": schema}}],
+            )
+    finally:
+        server.stop()

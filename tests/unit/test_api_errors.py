@@ -285,14 +285,6 @@ async def test_bad_sampling_parameters(
     assert message.startswith(("invalid request: ", param)), message
 
 
-async def test_unknown_openai_fields_are_ignored(api: Api) -> None:
-    _, key = api.new_user()
-    r = await api.client.post(
-        CHAT, json=_chat(logit_bias={"1": 2}, tools=[], response_format={}), headers=api.auth(key)
-    )
-    assert r.status_code == 200, r.text
-
-
 # --- size limits -------------------------------------------------------------------------
 
 

@@ -40,6 +40,6 @@ async def test_a_slice_runs_on_the_served_stack(settings: Settings, backend) -> 
 
 def test_every_statement_holds_its_evidence_and_no_question_does() -> None:
     for split in ("tune", "seen", "seen2", "seen3", "report"):
-        for topic in topics(split):  # type: ignore[arg-type]
+        for topic in topics(split):
             assert all(holds(s, topic.evidence) for s in topic.statements), topic.id
             assert not any(holds(q, topic.evidence) for q in topic.questions), topic.id
