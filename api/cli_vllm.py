@@ -97,3 +97,58 @@ def bench_serving(ctx: typer.Context) -> None:
     from evals.bench_serving import main
 
     main(list(ctx.args))
+
+
+@bench_app.command("placement")
+def bench_placement(
+    users: Annotated[int, typer.Option(min=1, help="Users in the population.")] = 1_000_000,
+    groups: Annotated[int, typer.Option(min=1, help="Group adapters.")] = 10_000,
+    own_share: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of users (the most active) with their own.")
+    ] = 0.02,
+    zipf: Annotated[float, typer.Option(min=0.1, help="Zipf exponent of user activity.")] = 1.0,
+    requests: Annotated[int, typer.Option(min=1000, help="Requests simulated.")] = 1_000_000,
+    capacities: Annotated[str, typer.Option(help="Adapters per replica, comma-separated.")] = (
+        "64,512,2048"
+    ),
+    replicas: Annotated[str, typer.Option(help="Replica counts, comma-separated.")] = (
+        "8,16,32,64,128"
+    ),
+    rps: Annotated[float, typer.Option(min=1, help="Requests per second to plan for.")] = 1000,
+    replica_rps: Annotated[
+        float, typer.Option(min=0.1, help="Requests per second one replica serves.")
+    ] = 40,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")
+    ] = None,
+) -> None:
+    """Adapter placement at scale, simulated (Zipf users, group adapters, LRU replicas).
+
+    Hit rate, cold loads per second and distinct adapters per batch for affinity routing
+    (one home replica per adapter) beside spread routing (round robin), and the replicas
+    needed; see evals/placement_sim.py. A simulation: throughput is `attune bench serving`.
+    """
+    import json
+
+    from evals.placement_sim import Population, plan, table
+
+    def counts(text: str, option: str) -> list[int]:
+        try:
+            values = [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise typer.BadParameter("comma-separated whole numbers", param_hint=option) from None
+        if not values or min(values) < 1:
+            raise typer.BadParameter("comma-separated numbers of at least 1", param_hint=option)
+        return values
+
+    figures = plan(
+        Population(users=users, groups=groups, own_share=own_share, zipf_s=zipf),
+        requests=requests,
+        capacities=counts(capacities, "--capacities"),
+        replica_counts=counts(replicas, "--replicas"),
+        rps=rps,
+        replica_rps=replica_rps,
+    )
+    if json_path is not None:
+        json_path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    typer.echo(table(figures))

@@ -10,7 +10,8 @@ its cached venv (or uses ``--url``), publishes N random rank-8 LoRA adapters thr
   the first request to a freshly published adapter, vs the base model's, p50/p95.
 
 Every request forces its length (``ignore_eos``), so each cell generates the same tokens.
-The placement simulation at scale (Zipf users, group adapters) is not built yet.
+The placement simulation at scale (Zipf users, group adapters) is ``attune bench placement``
+(``evals/placement_sim.py``).
 """
 
 from __future__ import annotations
