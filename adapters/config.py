@@ -68,6 +68,16 @@ class ModelSettings(BaseModel):
     """Adapters one replica keeps loaded; beyond it the least recently used user adapter is
     unloaded (group adapters stay). ``None``: ``vllm_max_cpu_loras``."""
 
+    vllm_copies: int | None = Field(default=1, ge=1)
+    """Replicas a user's adapter is published to: its home replicas, ranked for that adapter
+    by rendezvous hashing (affinity: it is loaded in one place and its requests batch
+    together; ``attune bench placement`` shows the hit rates). Group and hot adapters go to
+    every replica. ``None``: every replica."""
+
+    vllm_hot: str = ""
+    """Comma-separated adapter names or owner ids whose adapters are hot: published to every
+    replica and never unloaded to make room, like group adapters."""
+
     vllm_max_loras: int = Field(default=8, ge=1)
     """``attune vllm serve``: adapters in one batch (vLLM's ``--max-loras``)."""
 

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import hashlib
 import itertools
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,8 +222,28 @@ class VllmBackend:
             return fallback is not None and fallback.has_adapter(name)
         return True
 
+    def pinned(self, name: str) -> bool:
+        """Whether ``name`` is a group or hot adapter: on every replica, never evicted."""
+        hot = [h.strip() for h in self.settings.vllm_hot.split(",") if h.strip()]
+        return is_group_adapter(name) or any(name == h or name.startswith(f"{h}-") for h in hot)
+
+    @staticmethod
+    def home_order(name: str, replicas: Sequence[Replica]) -> list[Replica]:
+        """``replicas`` ranked for adapter ``name`` by rendezvous hashing, home first.
+
+        Every process ranks alike, and adding a replica moves only the adapters it wins.
+        """
+        return sorted(
+            replicas,
+            key=lambda r: hashlib.sha256(f"{r.url}|{name}".encode()).digest(),
+            reverse=True,
+        )
+
     def publish(self, name: str, path: Path) -> None:
-        """Load adapter ``name`` from ``path`` on every replica that answers, verified.
+        """Load adapter ``name`` from ``path`` on its replicas that answer, verified.
+
+        A user's adapter goes to ``vllm_copies`` answering replicas, its home ones first
+        (:meth:`home_order`); a group or hot adapter to every answering replica.
 
         Raises:
             AdapterNotFoundError: ``name`` is not a plain name, or a replica finds no
@@ -231,9 +253,15 @@ class VllmBackend:
         if not name or "/" in name or name != name.strip() or name.startswith("."):
             raise AdapterNotFoundError(name)
         where = str(path.expanduser().resolve())
+        copies = self.settings.vllm_copies
+        everywhere = copies is None or self.pinned(name)
+        targets = list(self.replicas) if everywhere else self.home_order(name, self.replicas)
+        wanted = len(targets) if everywhere or copies is None else copies
         with self._lock:
             loaded: set[str] = set()
-            for replica in self.replicas:
+            for replica in targets:
+                if len(loaded) >= wanted:
+                    break
                 try:
                     replica.load(name, where)
                 except ReplicaDownError:
@@ -302,8 +330,8 @@ class VllmBackend:
                 del self._loading[name]
 
     def _load_somewhere(self, name: str, path: str, up: list[Replica]) -> Replica:
-        """Load ``name`` on one answering replica from ``path`` (restart, new replica)."""
-        for replica in sorted(up, key=lambda r: len(r.models() or ())):
+        """Load ``name`` on one answering replica from ``path``, its home one first."""
+        for replica in self.home_order(name, up):
             try:
                 replica.load(name, path)
             except ReplicaDownError:
@@ -320,13 +348,13 @@ class VllmBackend:
     def _make_room(self, replica: Replica, *, keep: str) -> None:
         """Unload least recently used adapters from ``replica`` beyond its capacity.
 
-        Group adapters stay pinned (they serve many users); an evicted adapter keeps its
-        placement entry, so the next request for it loads it again.
+        Group and hot adapters stay pinned (they serve many users); an evicted adapter
+        keeps its placement entry, so the next request for it loads it again.
         """
         capacity = self.settings.vllm_adapters_per_replica or self.settings.vllm_max_cpu_loras
         models = replica.models(fresh=True) or {}
         held = [m.id for m in models.values() if m.parent is not None]
-        evictable = [n for n in held if n != keep and not is_group_adapter(n)]
+        evictable = [n for n in held if n != keep and not self.pinned(n)]
         evictable.sort(key=lambda n: self.placements[n].last_used if n in self.placements else 0)
         for name in evictable[: max(0, len(held) - capacity)]:
             try:

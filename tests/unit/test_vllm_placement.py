@@ -237,3 +237,42 @@ def test_a_load_past_the_deadline_is_not_waited_for_and_finishes_in_the_backgrou
     pending.result(timeout=10)
     assert backend.has_adapter("usr_slow-sft-v1") is True
     assert sum(s.loads for s in servers) == 1
+
+
+def test_a_users_adapter_lives_on_its_home_replica_and_its_requests_go_there(
+    backend: VllmBackend, servers: list[FakeVllm], tmp_path: Path
+):
+    names = [f"usr_{i}-sft-v1" for i in range(12)]
+    for name in names:
+        backend.publish(name, adapter(tmp_path, name))
+    homes = {n: backend.home_order(n, backend.replicas)[0].url for n in names}
+    for server in servers:
+        assert set(server.adapters) == {n for n in names if homes[n] == server.url}
+    assert len(set(homes.values())) == 2  # both replicas are home to some
+    for name in names[:4]:
+        chat = backend.chat_model(adapter=name, max_tokens=4, temperature=0)
+        assert chat.openai_api_base == f"{homes[name]}/v1"  # type: ignore[attr-defined]
+
+
+def test_with_its_home_down_a_users_adapter_goes_to_the_next_replica(
+    backend: VllmBackend, servers: list[FakeVllm], tmp_path: Path
+):
+    name = "usr_x-sft-v1"
+    home, second = backend.home_order(name, backend.replicas)
+    next(s for s in servers if s.url == home.url).down = True
+    backend.publish(name, adapter(tmp_path, name))
+    assert [s.url for s in servers if name in s.adapters] == [second.url]
+
+
+def test_hot_adapters_go_everywhere_and_stay_when_room_is_made(
+    servers: list[FakeVllm], adapters_dir: Path
+):
+    backend = make_backend(servers, adapters_dir)
+    backend.settings.vllm_hot = "usr_star"
+    backend.settings.vllm_adapters_per_replica = 1
+    star, other = "usr_star-sft-v3", "usr_other-sft-v1"
+    backend.publish(star, adapter(adapters_dir, star))
+    assert all(star in s.adapters for s in servers)
+    backend.publish(other, adapter(adapters_dir, other))  # over capacity on its home
+    assert all(star in s.adapters for s in servers)  # the hot one stays pinned
+    assert backend.pinned(star) and backend.pinned("team-sft-v1") and not backend.pinned(other)
