@@ -246,9 +246,9 @@ class MemoryService(IndexWriter):
         Duplicates merge (the new turn becomes another source); a fact that contradicts a
         current one in the same slot supersedes it (``invalid_at`` set, kept as history).
         """
-        subject = _named(turn.speaker) if turn.role != "user" else None
-        if turn.role != "user" and subject is None:
+        if not distillable(turn):
             return []
+        subject = named(turn.speaker) if turn.role != "user" else None
         candidates = self.extractor.extract(
             turn.content, speaker=turn.role, at=turn.created_at, subject=subject
         )
@@ -256,7 +256,7 @@ class MemoryService(IndexWriter):
         return self.apply(turn.user_id, candidates, source, at=turn.created_at)
 
     def distill_many(self, turns: Sequence[Turn]) -> int:
-        """Distill each user turn in order; return how many memories were written."""
+        """Distill each :func:`distillable` turn in order; return the memories written."""
         return sum(len(self.distill(t)) for t in turns)
 
     def apply(
@@ -430,8 +430,17 @@ class MemoryService(IndexWriter):
         return to_views(rows, load_links(self.engine, [r.id for r in rows])), total
 
 
-def _named(speaker: str | None) -> str | None:
+def named(speaker: str | None) -> str | None:
     """``speaker`` when it names a person rather than a role."""
     if speaker is None or speaker.strip().lower() in ("", "user", "assistant", "system"):
         return None
     return speaker.strip()
+
+
+def distillable(turn: Turn) -> bool:
+    """Whether distilling ``turn`` can teach anything.
+
+    The user's own words can, and a named other speaker's in an imported conversation;
+    the assistant's never.
+    """
+    return turn.role == "user" or named(turn.speaker) is not None

@@ -20,6 +20,7 @@ from memory import pairs
 from memory.persona import profile as profiles
 from memory.records.jobs import Job
 from memory.records.tables import Turn, User
+from memory.service import distillable
 from workers.context import WorkerContext
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def distill(ctx: WorkerContext, job: Job) -> dict[str, Any]:
                 .order_by(col(Turn.created_at), col(Turn.id))
             ).all()
         )
-    written = ctx.memory.distill_many(turns)  # assistant turns are skipped inside
+    written = ctx.memory.distill_many(turns)  # the assistant's own turns are skipped inside
     redeleted = _redelete_vanished(ctx, turns)
     users = sorted({t.user_id for t in turns if t.role == "user"})
     repaired = 0
@@ -73,12 +74,12 @@ def _redelete_vanished(ctx: WorkerContext, turns: list[Turn]) -> int:
     job wrote its own. Checked after writing, so either the cascade (which sweeps again
     once the turn's row is gone) or this re-run sees them; both are idempotent.
     """
-    ids = [t.id for t in turns if t.role == "user"]
+    ids = [t.id for t in turns if distillable(t)]
     if not ids:
         return 0
     with Session(ctx.engine) as session:
         alive = set(session.exec(select(Turn.id).where(col(Turn.id).in_(ids))))
-    vanished = [t for t in turns if t.role == "user" and t.id not in alive]
+    vanished = [t for t in turns if distillable(t) and t.id not in alive]
     for turn in vanished:
         ctx.deletion.turn(user_id=turn.user_id, turn_id=turn.id)
     return len(vanished)

@@ -11,6 +11,7 @@ from graph.context import AfterTurn
 from memory import pairs
 from memory.records.jobs import Job
 from memory.records.tables import Turn
+from memory.service import distillable
 from workers.queue import JobQueue
 
 
@@ -42,7 +43,7 @@ def after_turn(queue: JobQueue) -> AfterTurn:
 
 def distill(queue: JobQueue, turns: Sequence[Turn]) -> Job | None:
     """Distill ``turns`` (one user's) in one job; ``None`` when there is nothing to do."""
-    ids = sorted(t.id for t in turns if t.role == "user")
+    ids = sorted(t.id for t in turns if distillable(t))
     if not ids:
         return None
     key = f"distill:{ids[0]}" if len(ids) == 1 else f"distill:{_digest(ids)}"

@@ -89,6 +89,40 @@ async def test_distilled_facts_supersede_with_history(worker_api: Api) -> None:
     assert [m["text"] for m in r.json()["data"] if "Lisbon" in m["text"]] == []
 
 
+async def test_an_imported_conversation_teaches_about_its_named_second_speaker(
+    worker_api: Api,
+) -> None:
+    api = worker_api
+    uid, key = api.new_user()
+    body = {
+        "sessions": [
+            {
+                "id": "c1",
+                "started_at": "2023-05-08T13:56:00Z",
+                "turns": [
+                    {"id": "D1:1", "role": "user", "speaker": "Caroline", "content": "Hi Mel!"},
+                    {
+                        "id": "D1:2",
+                        "role": "assistant",
+                        "speaker": "Melanie",
+                        "content": "I have two kids and I paint landscapes every weekend.",
+                    },
+                    {"id": "D1:3", "role": "assistant", "content": "I have two cats."},
+                ],
+            }
+        ]
+    }
+    await _import(api, uid, key, body)
+    await api.drain_jobs()
+    r = await api.client.get(
+        f"/v1/users/{uid}/memories", params={"kind": "fact"}, headers=api.auth(key)
+    )
+    facts = r.json()["data"]
+    assert facts and all("Melanie" in m["text"] for m in facts), facts
+    assert {s["external_id"] for m in facts for s in m["sources"]} == {"D1:2"}
+    assert all(m["created_at"].startswith("2023-05-08") for m in facts)
+
+
 async def test_chat_turns_are_indexed_before_the_next_turn(api: Api, backend) -> None:
     uid, key = api.new_user()
     r = await api.client.post(
