@@ -30,9 +30,12 @@ def test_a_user_states_each_preference_once_among_300_chat_turns() -> None:
 
 async def test_a_slice_runs_on_the_served_stack(settings: Settings, backend) -> None:
     settings.worker.embedded = True  # distillation runs, as under `attune serve`
-    report = await run(settings, users=1, backend=backend)
+    report = await run(settings, users=1, backend=backend, splits=("report", "tune"))
     figures = report.as_dict()
-    for key in ("report/after import", "report/settled", "seen/settled", "tune/settled"):
+    moments = ("after import", "settled")
+    scored = {f"{split}/{moment}" for split in ("report", "tune") for moment in moments}
+    assert {k for k in figures if "/" in k} == scored
+    for key in ("report/after import", "report/settled", "tune/settled"):
         assert figures[key]["asked"] == 20
         assert figures[key]["words_max"] <= WORD_LIMIT
     assert "report (v4, written blind: headline)" in report.table().splitlines()[2]
