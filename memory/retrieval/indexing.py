@@ -140,7 +140,7 @@ class IndexWriter:
         ]
         if dense:
             # The text's vector, and the key's where it says more (episodic turns):
-            # search takes the better of the two (``search.dense_ranking``).
+            # search takes the better of the two (``search.dense_scores``).
             keyed = [i for i, (r, key) in enumerate(zip(rows, keys, strict=True)) if key != r.text]
             vectors = self.embedder.embed([r.text for r in rows] + [keys[i] for i in keyed])
             self.vectors.upsert(user_id, entries, vectors[: len(rows)])

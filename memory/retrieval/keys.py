@@ -12,7 +12,7 @@ was indexed with: an import's whole session, or a live turn's exchange. Other ki
 (facts, summaries) are keyed by their text.
 
 Dense search also keeps a vector of the text alone and takes the better of the two
-(``memory.retrieval.search.dense_ranking``): the key helps a question that names who or
+(``memory.retrieval.search.dense_scores``): the key helps a question that names who or
 needs the context, the text one about what was said ("What's my dog called?").
 """
 

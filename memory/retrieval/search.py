@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import sqlalchemy as sa
@@ -28,6 +29,7 @@ from memory.retrieval.fusion import (
 from memory.retrieval.keys import speakers
 from memory.retrieval.lexical import strip_stopwords
 from memory.retrieval.protocols import Embedder, LexicalIndex, VectorIndex
+from memory.retrieval.rerank import Signals, shipped
 from memory.views import MemoryView
 
 Mode = Literal["hybrid", "dense", "lexical"]
@@ -54,9 +56,10 @@ def search(
     ``hybrid`` fuses dense, lexical (on the query's content words, unless
     ``hybrid_lexical_stopwords``) and recency rankings by reciprocal rank, then applies
     the priors (``speaker_prior``: the one person the query names said it;
-    ``user_said_prior``, ``question_prior``); ``dense`` and ``lexical`` use one
-    retriever (the baselines of the memory eval). In every mode a text repeated in
-    several memories is returned once (its best-ranked copy).
+    ``user_said_prior``, ``question_prior``), spreads to neighbouring turns and, with
+    ``rerank``, rescores the top candidates (``memory.retrieval.rerank``); ``dense`` and
+    ``lexical`` use one retriever (the baselines of the memory eval). In every mode a
+    text repeated in several memories is returned once (its best-ranked copy).
 
     Args:
         engine: The record store's engine (rows and sources).
@@ -78,19 +81,78 @@ def search(
     Returns:
         Views with ``score`` and ``ranks`` (the rank each retriever gave) set.
     """
+    cands = candidates(
+        engine,
+        embedder=embedder,
+        vectors=vectors,
+        lexical=lexical,
+        settings=settings,
+        user_id=user_id,
+        query=query,
+        k=k,
+        kinds=kinds,
+        mode=mode,
+        dense_ready=dense_ready,
+    )
+    fused, rows = cands.fused, cands.rows
+    if mode == "hybrid" and settings.rerank and cands.signals.dense:
+        fused = [f for f in fused if f.id in rows]
+        top = settings.rerank_top
+        fused = shipped().rerank(query, fused[:top], rows, cands.signals) + fused[top:]
+    kept = _best_distinct(
+        fused, rows, k=k, include_invalid=include_invalid, exclude_thread_id=exclude_thread_id
+    )
+    views = to_views([r for r, _ in kept], load_links(engine, [r.id for r, _ in kept]))
+    for view, (_, f) in zip(views, kept, strict=True):
+        view.score, view.ranks = round(f.score, 6), f.ranks
+    return views
+
+
+@dataclass
+class Candidates:
+    """The first stage's ranking: fused items, their rows, and what each retriever saw."""
+
+    fused: list[Fused]
+    rows: dict[str, Memory]
+    signals: Signals
+
+
+def candidates(
+    engine: Engine,
+    *,
+    embedder: Embedder,
+    vectors: VectorIndex,
+    lexical: LexicalIndex,
+    settings: MemorySettings,
+    user_id: str,
+    query: str,
+    k: int,
+    kinds: Sequence[str] | None,
+    mode: Mode,
+    dense_ready: bool,
+) -> Candidates:
+    """The first stage of :func:`search`: retrieve, fuse, apply priors, spread to neighbours.
+
+    ``signals`` keeps the dense and lexical scores and the named speaker's memories, which
+    the reranker (``memory.retrieval.rerank``) reads; ``evals.rerank_train`` trains it on
+    exactly this output.
+    """
     s = settings
     fetch = max(s.fetch_k, k)
     rankings: dict[str, list[str]] = {}
+    dense: dict[str, float] = {}
+    lexical_scores: dict[str, float] = {}
     if mode == "dense" or (mode == "hybrid" and dense_ready):
         vector = embedder.embed([query])[0]
-        rankings["dense"] = dense_ranking(vectors, user_id, vector, k=fetch, kinds=kinds)
+        dense = dense_scores(vectors, user_id, vector, k=fetch, kinds=kinds)
+        rankings["dense"] = list(dense)
     if mode in ("hybrid", "lexical"):
         terms = query
         if mode == "hybrid" and not s.hybrid_lexical_stopwords:
             terms = strip_stopwords(query)
-        rankings["lexical"] = [
-            h.memory_id for h in lexical.query(user_id, terms, k=fetch, kinds=kinds)
-        ]
+        hits = lexical.query(user_id, terms, k=fetch, kinds=kinds)
+        lexical_scores = {h.memory_id: h.score for h in hits}
+        rankings["lexical"] = [h.memory_id for h in hits]
     if mode == "hybrid" and s.recency_weight > 0:
         rankings["recency"] = recent_ids(engine, user_id, fetch, kinds)
     fused = reciprocal_rank_fusion(
@@ -101,6 +163,9 @@ def search(
     # Recency alone is a tie-breaker, not evidence of relevance.
     fused = [f for f in fused if set(f.ranks) - {"recency"}]
     rows = load_rows(engine, user_id, [f.id for f in fused])
+    named: list[str] = []
+    if mode == "hybrid" and (s.user_said_prior or s.question_prior or s.speaker_prior or s.rerank):
+        named = named_speaker_ids(engine, query, rows)
     if mode == "hybrid" and (s.user_said_prior or s.question_prior or s.speaker_prior):
         priors = {
             i: memory_prior(
@@ -109,7 +174,7 @@ def search(
             for i, r in rows.items()
         }
         if s.speaker_prior:
-            for i in named_speaker_ids(engine, query, rows):
+            for i in named:
                 priors[i] += s.speaker_prior
         unit = max(s.dense_weight, s.lexical_weight) / (s.rrf_k + 1)
         fused = apply_priors(fused, priors, unit=unit)
@@ -119,13 +184,7 @@ def search(
             fused, neighbour_ids(engine, user_id, top), weight=s.neighbour_weight
         )
         rows |= load_rows(engine, user_id, [f.id for f in fused if f.id not in rows])
-    kept = _best_distinct(
-        fused, rows, k=k, include_invalid=include_invalid, exclude_thread_id=exclude_thread_id
-    )
-    views = to_views([r for r, _ in kept], load_links(engine, [r.id for r, _ in kept]))
-    for view, (_, f) in zip(views, kept, strict=True):
-        view.score, view.ranks = round(f.score, 6), f.ranks
-    return views
+    return Candidates(fused, rows, Signals(dense, lexical_scores, frozenset(named)))
 
 
 FIRST_PERSON = frozenset(
@@ -134,17 +193,17 @@ FIRST_PERSON = frozenset(
 """Words by which a query names the user: "What's my dog called?" asks about the user."""
 
 
-def dense_ranking(
+def dense_scores(
     vectors: VectorIndex,
     user_id: str,
     vector: Sequence[float],
     *,
     k: int,
     kinds: Sequence[str] | None,
-) -> list[str]:
-    """The ``k`` memories nearest ``vector`` by their text or their key, best first.
+) -> dict[str, float]:
+    """The ``k`` memories nearest ``vector`` by their text or their key, with cosines.
 
-    A memory's similarity is the better of its text's and its key's (an episodic turn's
+    Best first. A memory's similarity is the better of its text's and its key's (an episodic turn's
     key adds its speaker, date and neighbours, ``memory.retrieval.keys``): the text
     alone matches a question about what was said, the key one that names who and when
     or needs the turn's context.
@@ -156,7 +215,7 @@ def dense_ranking(
     ):
         for h in hits:
             best[h.memory_id] = max(best.get(h.memory_id, h.score), h.score)
-    return sorted(best, key=lambda i: (-best[i], i))[:k]
+    return {i: best[i] for i in sorted(best, key=lambda i: (-best[i], i))[:k]}
 
 
 def named_speaker_ids(engine: Engine, query: str, rows: Mapping[str, Memory]) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 
 from evals.locomo_baselines import BASELINES, BM25
 from evals.locomo_data import CATEGORIES, load
-from evals.locomo_eval import KS, run_locomo_eval
+from evals.locomo_eval import KS, RERANK_HELD_OUT, run_locomo_eval
 from memory.records import db
 from memory.service import MemoryService
 from tests.conftest import shared_embedder
@@ -72,6 +72,9 @@ def test_leave_one_conversation_out_chooses_each_setting_on_the_others(
     assert set(report.chosen) == {c.key for c in convs}
     held_out = report.systems["attune (held-out: setting chosen on other convs)"]
     assert len(held_out.per_question) == sum(len(c.questions) for c in convs)
+    refit = report.systems[RERANK_HELD_OUT]  # the reranker fitted without the conversation
+    assert len(refit.per_question) == len(held_out.per_question)
+    assert "reranker refit" in report.table()
 
 
 def test_bm25_ranks_rare_shared_terms_first() -> None:

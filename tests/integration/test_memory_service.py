@@ -234,7 +234,16 @@ def test_search_returns_a_repeated_text_once_and_a_first_person_query_favours_th
         texts = [v.text for v in memory.search(uid, "garden", k=4, mode=mode)]
         assert sorted(texts) == sorted(set(texts)) and len(texts) == 3, mode
     hybrid = memory.search(uid, "tell me about my garden", k=3)
-    assert [h.speaker for h in hybrid] == ["user", "user", "assistant"]
+    # The user's statement first; the reranker puts a bare question (which states
+    # nothing) below the assistant's statement.
+    assert [h.text for h in hybrid] == [
+        "My garden has six apple trees.",
+        "Your garden sounds lovely.",
+        "Any tips for my garden?",
+    ]
+    memory.settings = memory.settings.model_copy(update={"rerank": False})
+    fused = memory.search(uid, "tell me about my garden", k=3)
+    assert [h.speaker for h in fused] == ["user", "user", "assistant"]  # the speaker prior
 
 
 def test_distillation_learns_about_both_named_speakers_dated_at_their_turns(
