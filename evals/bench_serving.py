@@ -6,6 +6,10 @@ its cached venv (or uses ``--url``), publishes N random rank-8 LoRA adapters thr
 
 * throughput (completion tokens/s) of the base model and of requests that each name the
   next of N distinct adapters, at 1, 8 and 32 concurrent streams, and their ratio;
+* realistic traffic: the adapters one replica is asked for, in order, when a Zipf
+  population is routed by affinity (``evals.placement_sim.replica_slice``: most requests
+  on group adapters, the most active users on their own), each distinct adapter of the
+  slice mapped to one of the published ones, as a ratio to base at each stream count;
 * publication: time to publish (load + verify) and the time to the first streamed token of
   the first request to a freshly published adapter, vs the base model's, p50/p95.
 
@@ -38,6 +42,7 @@ from adapters.model_store import resolve_model_dir
 from adapters.vllm_backend import VllmBackend
 from adapters.vllm_server import ensure_venv, server_command, start, stop, venv_dir, wait_ready
 from evals.loras import random_lora
+from evals.placement_sim import Population, replica_slice
 from wiring.settings import load_settings
 
 PROMPT: list[ChatCompletionMessageParam] = [
@@ -113,6 +118,18 @@ def quantiles_ms(seconds: list[float]) -> dict[str, float]:
     return {"p50": round(1000 * statistics.median(ordered), 1), "p95": round(1000 * p95, 1)}
 
 
+def realistic_names(ids: Sequence[int], names: Sequence[str]) -> list[str]:
+    """Each adapter id of a simulated slice as a published adapter, by first appearance.
+
+    The ``k``-th distinct id becomes ``names[k % len(names)]``: a slice with more distinct
+    adapters than were published reuses names, so it is no harder than the real one.
+    """
+    order: dict[int, int] = {}
+    for i in ids:
+        order.setdefault(i, len(order))
+    return [names[order[i] % len(names)] for i in ids]
+
+
 async def run(args: argparse.Namespace, url: str, model_dir: Path, work: Path) -> dict[str, Any]:
     """Publish the adapters on the server at ``url`` and measure; returns the report."""
     settings = ModelSettings(backend="vllm", vllm_urls=url, base_model_dir=model_dir)
@@ -128,6 +145,23 @@ async def run(args: argparse.Namespace, url: str, model_dir: Path, work: Path) -
     client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="EMPTY", timeout=600)
     await throughput(client, [base], streams=2, per_stream=1, tokens=8)  # warm-up
     rows: list[dict[str, Any]] = []
+    pop = Population()
+    ids = replica_slice(pop, replicas=args.realistic_replicas, requests=args.requests)
+    realistic = realistic_names(ids, [p.name for p in paths[:most]]) if ids else []
+    batches = [ids[i : i + 32] for i in range(0, len(ids), 32)]
+    traffic = {
+        "population": vars(pop),
+        "replicas": args.realistic_replicas,
+        "requests": len(ids),
+        "distinct_adapters": len(set(ids)),
+        "distinct_after_mapping": len(set(realistic)),
+        "distinct_per_32_requests": round(
+            sum(len(set(b)) for b in batches) / max(len(batches), 1), 1
+        ),
+        "own_adapter_share": round(
+            sum(i < int(pop.users * pop.own_share) for i in ids) / max(len(ids), 1), 3
+        ),
+    }
     for streams in args.streams:
         per = max(1, args.requests // streams)
         kw = {"streams": streams, "per_stream": per, "tokens": args.tokens}
@@ -138,6 +172,10 @@ async def run(args: argparse.Namespace, url: str, model_dir: Path, work: Path) -
             tps = await throughput(client, names, **kw)
             row[f"{n}_adapters_tok_s"] = round(tps, 1)
             row[f"{n}_adapters_ratio"] = round(tps / base_tps, 2)
+        if realistic:
+            tps = await throughput(client, realistic, **kw)
+            row["realistic_tok_s"] = round(tps, 1)
+            row["realistic_ratio"] = round(tps / base_tps, 2)
         rows.append(row)
     cold, warm, promote = [], [], []
     for path in paths[most:]:
@@ -152,6 +190,7 @@ async def run(args: argparse.Namespace, url: str, model_dir: Path, work: Path) -
         "url": url,
         "tokens_per_request": args.tokens,
         "throughput": rows,
+        "realistic_traffic": traffic,
         "publish_ms": quantiles_ms(publish_s),
         "promote_to_first_token_ms": quantiles_ms(promote),
         "cold_extra_ttft_ms": quantiles_ms(extra),
@@ -167,6 +206,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tokens", type=int, default=64, help="completion tokens per request")
     parser.add_argument(
         "--requests", type=int, default=32, help="requests per cell (at least one per stream)"
+    )
+    parser.add_argument(
+        "--realistic-replicas",
+        type=int,
+        default=32,
+        help="replicas the simulated population is spread over (the realistic cell)",
     )
     parser.add_argument("--cold", type=int, default=10, help="cold publications timed")
     parser.add_argument("--port", type=int, default=8791, help="where a started server listens")

@@ -51,6 +51,8 @@ from memory.service import MemoryService
 from wiring.services import build_memory
 from wiring.settings import Settings
 
+FUSED_ONLY = "hybrid, no rerank"
+"""The latency key of hybrid search without the reranker (its cost's baseline)."""
 NOISE_NORM = 0.3
 """Length of the noise added to a reused unit vector (cosine to the original ≈ 0.96)."""
 CHUNK = 1_000
@@ -113,6 +115,14 @@ class BenchReport:
                 f"{p.latency_ms[m]['p50']:13.1f}{p.latency_ms[m]['p95']:13.1f}" for m in MODES
             )
             lines.append(f"  {p.size:>9,}{cells}")
+        lines += ["", "  hybrid without the reranker (the baseline of its cost, same queries):"]
+        for p in self.points:
+            f, h = p.latency_ms[FUSED_ONLY], p.latency_ms["hybrid"]
+            lines.append(
+                f"  {p.size:>9,}  p50 {f['p50']:.1f} / p95 {f['p95']:.1f} ms; with it "
+                f"p50 {h['p50']:.1f} / p95 {h['p95']:.1f} ms "
+                f"(x{h['p95'] / max(f['p95'], 1e-9):.2f} at p95)"
+            )
         lines += ["", "  the indexes alone (fetch_k results, no embedding, rows or provenance):"]
         for p in self.points:
             v, x = p.latency_ms["vector index"], p.latency_ms["lexical index"]
@@ -236,13 +246,25 @@ def _time_searches(
     for mode in MODES:
         for q in queries[:3]:
             memory.search(user_id, q, k=k, mode=mode)
-    lat: dict[str, list[float]] = {m: [] for m in (*MODES, "vector index", "lexical index")}
+    lat: dict[str, list[float]] = {
+        m: [] for m in (*MODES, FUSED_ONLY, "vector index", "lexical index")
+    }
     fetch = max(memory.settings.fetch_k, k)
+    with_rerank = memory.settings
+    without = with_rerank.model_copy(update={"rerank": False})
     for q in queries:
         for mode in MODES:
             start = time.perf_counter()
             memory.search(user_id, q, k=k, mode=mode)
             lat[mode].append((time.perf_counter() - start) * 1000)
+        # The same hybrid search without the second stage: the reranker's cost.
+        memory.settings = without
+        try:
+            start = time.perf_counter()
+            memory.search(user_id, q, k=k, mode="hybrid")
+            lat[FUSED_ONLY].append((time.perf_counter() - start) * 1000)
+        finally:
+            memory.settings = with_rerank
         # The indexes alone (no query embedding, rows or provenance): what search adds.
         vector = memory.embedder.embed([q])[0]
         start = time.perf_counter()

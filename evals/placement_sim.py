@@ -101,6 +101,20 @@ def _hash_ints(values: np.ndarray[Any, Any], buckets: int, *, salt: str) -> Any:
     return (x % np.uint64(buckets)).astype(np.int64)
 
 
+def replica_slice(pop: Population, *, replicas: int, requests: int, seed: int = 0) -> list[int]:
+    """``requests`` consecutive adapter ids as one replica sees them under affinity routing.
+
+    The population's stream (``adapter_stream``, enough of it for ``requests`` to reach
+    replica 0) routed by home replica; the second half of what reaches replica 0, past the
+    warm-up, so the slice is what a serving replica's batches are made of.
+    """
+    stream = adapter_stream(pop, requests * replicas * 3, seed)
+    unique, inverse = np.unique(stream, return_inverse=True)
+    mine = stream[home_replicas(unique, replicas)[inverse] == 0]
+    start = len(mine) // 2
+    return [int(a) for a in mine[start : start + requests]]
+
+
 def home_replicas(adapters: np.ndarray[Any, Any], replicas: int) -> Any:
     """Each adapter's home replica by rendezvous (highest random weight) hashing."""
     scores = np.stack([_hash_ints(adapters, 2**31, salt=f"replica:{r}") for r in range(replicas)])

@@ -96,9 +96,9 @@ def search(
     )
     fused, rows = cands.fused, cands.rows
     if mode == "hybrid" and settings.rerank and cands.signals.dense:
-        fused = [f for f in fused if f.id in rows]
-        top = settings.rerank_top
-        fused = shipped().rerank(query, fused[:top], rows, cands.signals) + fused[top:]
+        fused = rerank_turns(
+            query, [f for f in fused if f.id in rows], rows, cands.signals, settings.rerank_top
+        )
     kept = _best_distinct(
         fused, rows, k=k, include_invalid=include_invalid, exclude_thread_id=exclude_thread_id
     )
@@ -106,6 +106,23 @@ def search(
     for view, (_, f) in zip(views, kept, strict=True):
         view.score, view.ranks = round(f.score, 6), f.ranks
     return views
+
+
+def rerank_turns(
+    query: str, fused: list[Fused], rows: Mapping[str, Memory], signals: Signals, top: int
+) -> list[Fused]:
+    """``fused`` with its first ``top`` items' episodic ones reordered by the reranker.
+
+    The reranker learned to order conversation turns (``evals.rerank_train``); distilled
+    facts, preferences and summaries keep the places the fusion gave them, and the turns
+    among them are reordered in the places turns held.
+    """
+    head = fused[:top]
+    slots = [i for i, f in enumerate(head) if rows[f.id].kind == "episodic"]
+    ranked = shipped().rerank(query, [head[i] for i in slots], rows, signals)
+    for i, f in zip(slots, ranked, strict=True):
+        head[i] = f
+    return head + fused[top:]
 
 
 @dataclass

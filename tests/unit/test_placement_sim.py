@@ -6,7 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.placement_sim import Population, adapter_stream, home_replicas, plan, simulate
+from evals.placement_sim import (
+    Population,
+    adapter_stream,
+    home_replicas,
+    plan,
+    replica_slice,
+    simulate,
+)
 
 SMALL = Population(users=2000, groups=40, own_share=0.05, zipf_s=1.0)
 
@@ -67,3 +74,16 @@ def test_the_bench_command_prints_the_plan_and_refuses_bad_lists(tmp_path: Path)
     assert "replicas needed" in ok.output and len(json.loads(out.read_text())["rows"]) == 4
     bad = runner.invoke(app, [*args, "--replicas", "two"])
     assert bad.exit_code == 2 and "whole numbers" in bad.output
+
+
+def test_a_replica_slice_holds_only_adapters_homed_on_that_replica() -> None:
+    ids = replica_slice(SMALL, replicas=4, requests=200, seed=1)
+    assert len(ids) == 200 and ids == replica_slice(SMALL, replicas=4, requests=200, seed=1)
+    assert np.all(home_replicas(np.array(sorted(set(ids))), 4) == 0)
+    assert len(set(ids)) < len(ids)  # Zipf: adapters repeat within a replica's traffic
+
+
+def test_realistic_names_map_distinct_ids_in_order_and_wrap() -> None:
+    from evals.bench_serving import realistic_names
+
+    assert realistic_names([7, 3, 7, 9, 5], ["a", "b", "c"]) == ["a", "b", "a", "c", "a"]
