@@ -58,6 +58,10 @@ class ModelSettings(BaseModel):
     """How long a request waits for an adapter loading on demand before it is served by the
     group adapter or the base model (the load goes on in the background)."""
 
+    vllm_health_interval_s: float = Field(default=5.0, ge=0)
+    """Seconds between health passes over the replicas (``VllmBackend.reconcile``): a
+    replica back from a restart gets its adapters again before a request asks. 0: off
+    (restarts are then found by the next request routed to the replica)."""
     vllm_retry_after_s: int = Field(default=5, ge=1)
     """``Retry-After`` of the 503 answered while no replica answers."""
 

@@ -45,7 +45,9 @@ from adapters.backend import GUIDED, LocalBackend, check_output_format
 from adapters.config import ModelSettings
 from adapters.errors import AdapterNotFoundError, BackendUnavailableError
 from adapters.model_store import model_id_for, resolve_model_dir
+from adapters.placements import PlacementLog, PlacementState
 from adapters.vllm_chat import VllmChatModel
+from adapters.vllm_health import HealthChecks, reconcile
 from adapters.vllm_replicas import Replica, ReplicaDownError
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,9 @@ class VllmBackend:
         self._fallback: LocalBackend | None = None
         self._loads = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="vllm-load")
         self._loading: dict[str, concurrent.futures.Future[Replica]] = {}
+        self._health: HealthChecks | None = None
+        self.placement_log: PlacementLog | None = None
+        """Where placement changes are recorded (the shared table; set by the wiring)."""
 
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> VllmBackend:
@@ -127,7 +132,9 @@ class VllmBackend:
         ]
         if not replicas:
             raise ValueError("ATTUNE_MODEL__BACKEND=vllm needs ATTUNE_MODEL__VLLM_URLS")
-        return cls(replicas, model_dir=resolve_model_dir(settings), settings=settings)
+        backend = cls(replicas, model_dir=resolve_model_dir(settings), settings=settings)
+        backend.start_health_checks(settings.vllm_health_interval_s)
+        return backend
 
     # -- ChatBackend ----------------------------------------------------------------------
 
@@ -276,6 +283,8 @@ class VllmBackend:
                 raise self._unavailable()
             self._retired.discard(name)
             self.placements[name] = Placement(where, loaded, time.monotonic())
+        for url in sorted(loaded):
+            self._record(name, url, "loaded", where)
 
     def unpublish(self, name: str) -> bool:
         """Unload ``name`` from every replica; whether one held it or it was published here.
@@ -285,7 +294,58 @@ class VllmBackend:
         with self._lock:
             self._retired.add(name)
             known = self.placements.pop(name, None) is not None
-            return self._unload_everywhere(name) or known
+            held = self._unload_everywhere(name)
+        if self.placement_log is not None:
+            self.placement_log.forgotten(name)
+        return held or known
+
+    # -- health ---------------------------------------------------------------------------
+
+    def reconcile(self) -> int:
+        """One health pass (``adapters.vllm_health.reconcile``); adapters loaded again."""
+        return reconcile(self.replicas, self)
+
+    def wanted_on(self, url: str) -> dict[str, str]:
+        """Adapters (name → path) the replica at ``url`` should hold.
+
+        Those placed there, and every group or hot adapter; never a retired one.
+        """
+        with self._lock:
+            return {
+                name: p.path
+                for name, p in self.placements.items()
+                if name not in self._retired and (url in p.replicas or self.pinned(name))
+            }
+
+    def mark_placed(self, name: str, url: str, *, held: bool) -> None:
+        """Record that the replica at ``url`` holds adapter ``name`` again, or cannot."""
+        with self._lock:
+            placement = self.placements.get(name)
+            if placement is None:
+                return
+            if held:
+                placement.replicas.add(url)
+            else:
+                placement.replicas.discard(url)
+            path = placement.path
+        self._record(name, url, "loaded" if held else "failed", path)
+
+    def _record(self, name: str, url: str, state: PlacementState, path: str) -> None:
+        if self.placement_log is not None:
+            self.placement_log.placed(name, url, state, path)
+
+    def start_health_checks(self, interval_s: float) -> None:
+        """Run :meth:`reconcile` every ``interval_s`` seconds until :meth:`close` (0: never)."""
+        if self._health is None and interval_s > 0:
+            self._health = HealthChecks(self.reconcile, interval_s)
+
+    def close(self) -> None:
+        """Stop the health checks and close the replicas' connections."""
+        if self._health is not None:
+            self._health.stop()
+            self._health = None
+        for replica in self.replicas:
+            replica.close()
 
     # -- placement ------------------------------------------------------------------------
 
@@ -342,6 +402,7 @@ class VllmBackend:
                 placement.replicas.add(replica.url)
                 placement.last_used = time.monotonic()
                 self._make_room(replica, keep=name)
+            self._record(name, replica.url, "loaded", path)
             return replica
         raise self._unavailable()
 
@@ -364,6 +425,7 @@ class VllmBackend:
             log.info("adapter %s unloaded from %s: least recently used", name, replica)
             if name in self.placements:
                 self.placements[name].replicas.discard(replica.url)
+                self._record(name, replica.url, "evicted", self.placements[name].path)
 
     def _stored_path(self, name: str) -> str | None:
         """``<adapters_dir>/<name>`` when it holds an adapter, as the replicas see it."""

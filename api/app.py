@@ -20,6 +20,7 @@ from api.routes import (
     jobs,
     memories,
     models,
+    placements,
     profile,
     prompts,
     training,
@@ -61,7 +62,19 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    routers = (chat, models, users, memories, profile, prompts, training, feedback, jobs, health)
+    routers = (
+        chat,
+        models,
+        users,
+        memories,
+        profile,
+        prompts,
+        training,
+        feedback,
+        jobs,
+        placements,
+        health,
+    )
     for module in routers:
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware)

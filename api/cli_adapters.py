@@ -211,3 +211,20 @@ def rollback(user_id: Annotated[str, typer.Argument(help="The user.")]) -> None:
             return
         session.commit()
         typer.echo(f"now serving {back.name}" if back else "now serving the group adapter or base")
+
+
+@adapters_app.command("placements")
+def placements(
+    adapter: Annotated[str | None, typer.Option(help="Only this adapter.")] = None,
+) -> None:
+    """Which vLLM replica holds which adapter, as every Attune process recorded it."""
+    from adapters.placements import list_placements
+
+    _, engine = _open()
+    rows = list_placements(engine, adapter=adapter)
+    if not rows:
+        typer.echo("no placements recorded (the vllm backend has published nothing)")
+        return
+    for row in rows:
+        when = row.updated_at.isoformat(timespec="seconds")
+        typer.echo(f"{row.adapter:<40} {row.replica:<28} {row.state:<8} {when}  {row.path}")

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from adapters.backend import ChatBackend, make_backend
 from adapters.deletion import AdapterPurger, derived_files
 from adapters.export import TrainingExport
+from adapters.placements import DbPlacementLog
 from adapters.workdirs import WorkDirPurger
 from graph.context import AfterTurn, Services
 from graph.prompts import PromptLibrary
@@ -115,7 +116,16 @@ class Core:
         with self._lock:
             if self._backend is None:
                 self._backend = make_backend(self.settings.model)
+                self._attach_placement_log()
             return self._backend
+
+    def __post_init__(self) -> None:
+        self._attach_placement_log()  # a backend given to build_core (tests, the bench)
+
+    def _attach_placement_log(self) -> None:
+        """A vllm backend records its placements in the shared table."""
+        if self._backend is not None and hasattr(self._backend, "placement_log"):
+            self._backend.placement_log = DbPlacementLog(self.engine)
 
     @property
     def loaded_backend(self) -> ChatBackend | None:
@@ -176,8 +186,11 @@ class Core:
         )
 
     def close(self) -> None:
-        """Finish deferred vector writes and release the database."""
+        """Finish deferred vector writes, stop the backend's health checks, release the DB."""
         self.memory.wait_dense()  # deferred vectors of history imports
+        close = getattr(self._backend, "close", None)  # the vllm backend's health checks
+        if callable(close):
+            close()
         self.engine.dispose()
 
 

@@ -69,7 +69,8 @@ def vllm_backend(url: str, model_dir: Path, adapters_dir: Path, **extra: Any) ->
             adapters_dir=adapters_dir,
             # Loads on demand are waited for: these tests check outcomes, never timings.
             vllm_load_deadline_s=60,
-            **extra,
+            # Health passes run when a test calls reconcile(), never behind its back.
+            **({"vllm_health_interval_s": 0} | extra),
         )
     )
 
@@ -182,6 +183,15 @@ async def test_promotion_serves_and_deletion_unloads_the_same_on_both_backends(
         )
         assert r.status_code == 200, r.text
         assert name in served(vllm_url)
+        # The shared placement table records it (admin only).
+        r = await api.client.get(
+            "/v1/admin/placements", params={"adapter": name}, headers=api.auth(ADMIN_KEY)
+        )
+        assert r.status_code == 200, r.text
+        rows = r.json()["placements"]
+        assert [(p["replica"], p["state"]) for p in rows] == [(vllm_url, "loaded")]
+        r = await api.client.get("/v1/admin/placements", headers=api.auth(key))
+        assert r.status_code == 403, r.text
 
         on_vllm = await _chat(api, key)
         assert on_vllm.status_code == 200, on_vllm.text
@@ -211,6 +221,8 @@ async def test_promotion_serves_and_deletion_unloads_the_same_on_both_backends(
         assert r.status_code == 202, r.text
         job = await api.wait_job(r.json()["id"], within=120)
         assert job["status"] == "succeeded", job
+        r = await api.client.get("/v1/admin/placements", headers=api.auth(ADMIN_KEY))
+        assert name not in {p["adapter"] for p in r.json()["placements"]}
     assert name not in served(vllm_url)
     assert backend.has_adapter(name) is False
 
@@ -259,9 +271,10 @@ def test_a_killed_and_restarted_replica_gets_its_adapters_back(
     vllm_server.kill_and_restart()
     assert ADAPTER_A not in served(vllm_server.url)  # runtime loads die with the server
 
-    # The next request routed to it finds it missing and loads it again, verified.
-    assert vllm.has_adapter(ADAPTER_A) is True
+    # A health pass finds it missing and loads it again, verified, before any request.
+    assert vllm.reconcile() >= 1
     assert ADAPTER_A in served(vllm_server.url)
+    assert vllm.has_adapter(ADAPTER_A) is True
     chat = vllm.chat_model(adapter=ADAPTER_A, max_tokens=MAX_TOKENS, temperature=0, ignore_eos=True)
     assert chat.invoke([HumanMessage(PROMPTS[1])]).content == before.content
 

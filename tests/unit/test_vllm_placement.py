@@ -18,6 +18,7 @@ import pytest
 from adapters.config import ModelSettings
 from adapters.errors import AdapterNotFoundError, BackendUnavailableError
 from adapters.vllm_backend import VllmBackend
+from adapters.vllm_health import HealthChecks
 from adapters.vllm_replicas import Replica
 
 BASE = "base-model"
@@ -276,3 +277,94 @@ def test_hot_adapters_go_everywhere_and_stay_when_room_is_made(
     backend.publish(other, adapter(adapters_dir, other))  # over capacity on its home
     assert all(star in s.adapters for s in servers)  # the hot one stays pinned
     assert backend.pinned(star) and backend.pinned("team-sft-v1") and not backend.pinned(other)
+
+
+def test_a_health_pass_gives_replicas_back_what_they_lost_or_missed(
+    backend: VllmBackend, servers: list[FakeVllm], tmp_path: Path
+):
+    servers[1].down = True
+    backend.publish("grp-sft-v1", adapter(tmp_path, "grp-sft-v1"))  # pinned: every replica
+    servers[1].down = False
+    assert "grp-sft-v1" not in servers[1].adapters  # it was down: it missed the group adapter
+    backend.publish("usr_a-sft-v1", adapter(tmp_path, "usr_a-sft-v1"))  # its home replica
+    backend.publish("usr_b-sft-v1", adapter(tmp_path, "usr_b-sft-v1"))
+    backend.unpublish("usr_b-sft-v1")  # retired: never loaded again
+    (home,) = backend.placements["usr_a-sft-v1"].replicas
+    for server in servers:  # both restart: runtime loads are gone
+        server.adapters.clear()
+
+    assert backend.reconcile() == 3  # the group adapter twice, the user's at home
+    assert all("grp-sft-v1" in s.adapters for s in servers)
+    assert [s.url for s in servers if "usr_a-sft-v1" in s.adapters] == [home]
+    assert not any("usr_b-sft-v1" in s.adapters for s in servers)
+    assert backend.reconcile() == 0  # nothing left to do
+
+
+def test_a_health_pass_never_half_loads_an_adapter_whose_files_are_gone(
+    backend: VllmBackend, servers: list[FakeVllm], tmp_path: Path
+):
+    path = adapter(tmp_path, "grp-sft-v1")
+    backend.publish("grp-sft-v1", path)
+    (path / "adapter_config.json").unlink()
+    servers[0].adapters.clear()
+    servers[1].down = True  # a replica that does not answer is skipped, not an error
+    assert backend.reconcile() == 0
+    assert servers[0].adapters == {}
+    assert backend.placements["grp-sft-v1"].replicas == {servers[1].url}
+
+
+def test_health_checks_run_every_interval_survive_a_failed_pass_and_stop() -> None:
+    calls: list[int] = []
+    second = threading.Event()
+
+    def check() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("replica list unreadable")
+        second.set()
+
+    checks = HealthChecks(check, 0.01)
+    assert second.wait(timeout=10)  # the failure did not end the loop
+    checks.stop()
+    done = len(calls)
+    second.clear()
+    assert not second.wait(timeout=0.1) and len(calls) == done  # stopped
+
+
+class RecordedPlacements:
+    """A placement log that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, ...]] = []
+
+    def placed(self, adapter: str, replica: str, state: str, path: str) -> None:
+        self.events.append((adapter, replica.split("//")[1], state))
+
+    def forgotten(self, adapter: str) -> None:
+        self.events.append((adapter, "forgotten"))
+
+
+def test_every_placement_change_reaches_the_placement_log(
+    servers: list[FakeVllm], adapters_dir: Path, tmp_path: Path
+):
+    backend = make_backend(servers, adapters_dir)
+    backend.settings = backend.settings.model_copy(update={"vllm_adapters_per_replica": 1})
+    log = RecordedPlacements()
+    backend.placement_log = log
+    servers[1].down = True
+    backend.publish("grp-a-v1", adapter(tmp_path, "grp-a-v1"))  # pinned, replica 2 down
+    servers[1].down = False
+    backend.publish("usr_x-sft-v1", adapter(tmp_path, "usr_x-sft-v1"))
+    backend.publish("usr_y-sft-v1", adapter(tmp_path, "usr_y-sft-v1"))
+    backend.reconcile()
+    backend.unpublish("usr_y-sft-v1")
+
+    assert log.events == [
+        ("grp-a-v1", "replica-1:8001", "loaded"),  # replica 2 was down
+        ("usr_x-sft-v1", "replica-2:8001", "loaded"),  # its home replica
+        # usr_y shares that home and its one slot: usr_x is evicted, and recorded so
+        ("usr_x-sft-v1", "replica-2:8001", "evicted"),
+        ("usr_y-sft-v1", "replica-2:8001", "loaded"),
+        ("grp-a-v1", "replica-2:8001", "loaded"),  # the health pass: what replica 2 missed
+        ("usr_y-sft-v1", "forgotten"),  # unpublished: its rows go
+    ]
