@@ -15,6 +15,7 @@ import typer
 
 from evals.cli_instructions import instructions
 from evals.cli_locomo import LOCOMO_HELP, locomo
+from evals.cli_runs import compare, list_suites, report, runs
 from evals.cli_support import (
     DataDir,
     JsonOut,
@@ -27,12 +28,17 @@ from evals.cli_support import (
 
 eval_app = typer.Typer(
     help="Regression suites and benchmarks: quality and speed figures, printed as a table "
-    "and optionally saved as JSON. Each run uses a fresh data directory.",
+    "and optionally saved as JSON. Each run uses a fresh data directory; each suite's run is "
+    "stored (its id printed) for `compare` and `report`.",
     no_args_is_help=True,
     add_completion=False,
 )
 eval_app.command("locomo", help=LOCOMO_HELP)(locomo)
 eval_app.command("instructions")(instructions)
+eval_app.command("list")(list_suites)
+eval_app.command("runs")(runs)
+eval_app.command("compare")(compare)
+eval_app.command("report")(report)
 
 MEMORY_HELP = paragraphs(
     """
@@ -103,6 +109,9 @@ def memory(
         )
     write_json(json_path, report.as_dict())  # first: the figures survive a display bug
     typer.echo(report.table())
+    from evals.suites import memory_run, record
+
+    record(memory_run(report, data.questions[:limit], data.version))
 
 
 @eval_app.command("retrieval-bench", help=BENCH_HELP)
@@ -237,6 +246,15 @@ def preferences(
         report = asyncio.run(run(settings, users=users, progress=True, splits=chosen))
     write_json(json_path, report.as_dict())
     typer.echo(report.table())
+    from evals.suites import preferences_run, record
+
+    record(
+        preferences_run(
+            report,
+            f"preference topics ({', '.join(chosen)}), {users} users per split",
+            {"memory": settings.memory.model_dump(mode="json"), "vectors": vectors},
+        )
+    )
 
 
 @eval_app.command("persona")

@@ -91,6 +91,10 @@ def instructions(
     for name, cases in sets.items():
         typer.echo(f"== {name} (detector: {'llm' if with_model else detector})")
         typer.echo(report(cases, detect=detect))
+    from evals.suites import instructions_run, record
+
+    dataset = "synthetic" if synthetic else str(cases_path) if cases_path else "built-in sets"
+    record(instructions_run(sets, detect, "llm" if with_model else detector, dataset))
 
 
 def _classifier_detector() -> Any:

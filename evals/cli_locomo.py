@@ -98,8 +98,24 @@ def locomo(
             figures["answers"] = answers.as_dict()
     write_json(json_path, figures)  # first: the figures survive a display bug
     typer.echo(report.table())
+    from evals.suites import locomo_run, record
+
+    retrieval = memory.settings.model_dump(mode="json")
+    record(locomo_run(report, dataset_version(data, convs), retrieval))
     if answers is not None:
         typer.echo(answers.table())
+
+
+def dataset_version(data: Path, convs: Any) -> str:
+    """The folder's name, what was scored of it, and a hash of its files' bytes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(data.glob("*.json")):
+        digest.update(path.name.encode() + path.read_bytes())
+    sessions = sum(len(c.sessions) for c in convs)
+    scored = f"{len(convs)} conversations, {sessions} sessions"
+    return f"{data.name}@{digest.hexdigest()[:10]} ({scored})"
 
 
 def _answer_accuracy(

@@ -14,7 +14,6 @@ included). Run it as ``attune eval memory``.
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from tqdm import tqdm
 
 from evals.memory_data import DataUser, MemoryDataset, Question
 from evals.memory_sweep import cell, dev_users, fusion_sweep, sweep_table
-from evals.stats import percentile
+from evals.stats import paired_bootstrap, percentile
 from memory.history import ImportSession, ImportTurn, import_history
 from memory.records import db, repo
 from memory.records.tables import Turn, User
@@ -250,13 +249,6 @@ def recall_at(found: Sequence[set[str]], gold: Sequence[str]) -> dict[int, float
         seen = set().union(*found[:k]) if found[:k] else set()
         out[k] = len(seen & set(gold)) / len(gold)
     return out
-
-
-def paired_bootstrap(diffs: Sequence[float], *, rounds: int = 2000, seed: int = 0) -> list[float]:
-    """95% interval of the mean of ``diffs`` by resampling questions with replacement."""
-    rng, n = random.Random(seed), len(diffs)
-    means = sorted(sum(rng.choices(diffs, k=n)) / n for _ in range(rounds))
-    return [round(percentile(means, 2.5), 4), round(percentile(means, 97.5), 4)]
 
 
 def _margin(results: Sequence[RunResult]) -> dict[str, Any]:

@@ -49,6 +49,8 @@ class Tally:
     surfaced: int = 0
     words: list[int] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
+    results: list[tuple[str, str, bool, int, str]] = field(default_factory=list)
+    """Per question: user, topic, surfaced, prompt words, the question."""
 
     @property
     def rate(self) -> float:
@@ -129,7 +131,11 @@ async def _probe(stack: Stack, user: UserHistory, uid: str, tally: Tally) -> Non
         system = (await stack.runner.preview(uid, request)).system_prompt
         tally.asked += 1
         tally.words.append(len(system.split()))
-        if holds(system, probe.evidence):
+        surfaced = holds(system, probe.evidence)
+        tally.results.append(
+            (user.name, probe.topic, surfaced, len(system.split()), probe.question)
+        )
+        if surfaced:
             tally.surfaced += 1
         else:
             tally.misses.append(f"{user.name} {probe.topic}: {probe.question}")

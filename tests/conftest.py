@@ -26,6 +26,12 @@ ADMIN_KEY = "att_test_admin_key"
 
 
 @pytest.fixture(autouse=True)
+def _eval_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Eval runs a test stores go to its own directory, never the checkout's."""
+    monkeypatch.setenv("ATTUNE_EVAL_RUNS_DIR", str(tmp_path / "eval-runs"))
+
+
+@pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.setenv(var, "1")

@@ -15,6 +15,7 @@ import pytest
 from evals.locomo_baselines import BASELINES, BM25
 from evals.locomo_data import CATEGORIES, load
 from evals.locomo_eval import KS, RERANK_HELD_OUT, run_locomo_eval
+from evals.suites import locomo_run
 from memory.records import db
 from memory.service import MemoryService
 from tests.conftest import shared_embedder
@@ -58,6 +59,11 @@ def test_a_slice_is_imported_as_the_http_route_does_and_every_system_is_scored(
         assert all(0.0 <= m <= 1.0 for m in means)
         assert means == sorted(means)  # recall never falls as k grows
     assert report.systems["attune (defaults, right after import)"].mean(20)  # finds some
+    run = locomo_run(report, "slice", {"k": 20})  # as a stored run: one case per question
+    assert len(run.cases) == len(conv.questions) == len({c.id for c in run.cases})
+    head = report.systems["attune (defaults, right after import)"]
+    assert run.aggregates["recall@10"] == pytest.approx(head.mean(10))
+    assert all("baseline bm25 recall@10" in c.metrics for c in run.cases)
     figures = report.as_dict()["systems"]["baseline rrf"]
     assert set(figures["by_category"]) == set(CATEGORIES.values())
     assert "baseline bm25" in report.table()

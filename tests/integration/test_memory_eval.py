@@ -15,6 +15,9 @@ from sqlmodel import Session, func, select
 from api.protocol_memory import HistoryImport
 from evals.memory_data import DATA_PATH, generate, load
 from evals.memory_eval import KIND_SETS, KS, MODES, import_dataset, run_memory_eval
+from evals.runs import load as load_run
+from evals.runs import save
+from evals.suites import memory_run
 from memory.records.db import open_engine
 from memory.records.tables import Memory
 from tests.conftest import shared_embedder
@@ -55,6 +58,13 @@ def test_eval_slice_reports_every_mode_and_reimport_is_idempotent(settings: Sett
     assert report.result("episodic", "hybrid").recall[20] >= 0.5
     assert set(report.margins) == set(KIND_SETS)
     assert report.config["embedder_model_id"] and report.config["dataset_version"] == data.version
+    # As a stored run: one case per question, ids stable, figures the report's own.
+    run = load_run(save(memory_run(report, data.questions[:40], data.version)).id)
+    assert [c.id for c in run.cases] == [q.id for q in data.questions[:40]]
+    head = report.result("episodic", "hybrid")
+    assert run.aggregates["recall@10"] == head.recall[10]
+    assert [c.metrics["recall@10"] for c in run.cases] == [p[10] for p in head.per_question]
+    assert run.dataset == data.version and run.settings["memory"]
     assert report.sweep is not None
     current = report.sweep["rows"][0]
     # The sweep re-fuses rankings offline; with the service's own settings it must agree.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from evals.preference_data import chats, holds, make_user, topics
 from evals.preference_eval import WORD_LIMIT, run
+from evals.suites import preferences_run
 from wiring.settings import Settings
 
 
@@ -39,6 +40,10 @@ async def test_a_slice_runs_on_the_served_stack(settings: Settings, backend) -> 
         assert figures[key]["asked"] == 20
         assert figures[key]["words_max"] <= WORD_LIMIT
     assert "report (v4, written blind: headline)" in report.table().splitlines()[2]
+    stored = preferences_run(report, "slice", {})  # as a run: a case per question and moment
+    assert len(stored.cases) == 80 == len({c.id for c in stored.cases})
+    surfaced = sum(t.surfaced for t in report.tallies.values())
+    assert sum(c.passed for c in stored.cases) == surfaced
 
 
 def test_every_statement_holds_its_evidence_and_no_question_does() -> None:
