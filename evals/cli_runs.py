@@ -11,9 +11,12 @@ from evals.cli_support import JsonOut, write_json
 
 
 def _load(run_id: str) -> object:
-    from evals.runs import RunNotFoundError, load
+    """A stored run by id, or a run file by path (a baseline kept in the repository)."""
+    from evals.runs import RunNotFoundError, load, load_file
 
     try:
+        if run_id.endswith(".json"):
+            return load_file(Path(run_id))
         return load(run_id)
     except RunNotFoundError as e:
         typer.echo(f"error: {e}", err=True)
@@ -49,8 +52,8 @@ def runs(
 
 
 def compare(
-    run_a: Annotated[str, typer.Argument(help="The baseline run id.")],
-    run_b: Annotated[str, typer.Argument(help="The candidate run id.")],
+    run_a: Annotated[str, typer.Argument(help="The baseline: a run id or a run's .json file.")],
+    run_b: Annotated[str, typer.Argument(help="The candidate: a run id or a .json file.")],
     fail_on_regression: Annotated[
         float | None,
         typer.Option(
@@ -100,7 +103,9 @@ def compare(
 
 
 def report(
-    run_ids: Annotated[list[str], typer.Argument(help="Run ids; the first is the baseline.")],
+    run_ids: Annotated[
+        list[str], typer.Argument(help="Run ids or .json files; the first is the baseline.")
+    ],
     html: Annotated[Path, typer.Option("--html", help="Write the report to this file.")],
 ) -> None:
     """Write a self-contained HTML report of stored runs.

@@ -132,6 +132,21 @@ def load(run_id: str, directory: Path | None = None) -> EvalRun:
     return EvalRun.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
+def load_file(path: Path) -> EvalRun:
+    """A run from a file (a baseline kept beside the code, or a copied run).
+
+    Raises:
+        RunNotFoundError: No such file, or it holds no run.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
+        return EvalRun.from_dict(data)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise RunNotFoundError(f"{path} holds no eval run ({e})") from None
+
+
 def list_runs(directory: Path | None = None, *, suite: str | None = None) -> list[EvalRun]:
     """Stored runs, newest first (of one ``suite``, if given)."""
     target = directory or runs_dir()
