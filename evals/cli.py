@@ -199,6 +199,9 @@ def adapters(
         )
     write_json(json_path, report.as_dict())  # first: the figures survive a display bug
     typer.echo(report.table())
+    from evals.suites import adapters_run, record
+
+    record(adapters_run(report))
 
 
 @eval_app.command("preferences")
@@ -269,6 +272,9 @@ def persona(json_path: JsonOut = None) -> None:
     result = run(model_settings())
     write_json(json_path, result)
     typer.echo(report(result))
+    from evals.suites import persona_run, record
+
+    record(persona_run(result))
 
 
 if __name__ == "__main__":

@@ -58,8 +58,9 @@ def compare(
         float | None,
         typer.Option(
             min=0,
-            help="Exit 1 when the primary metric's mean over the shared cases drops by more "
-            "than this (absolute, e.g. 0.02).",
+            help="Exit 1 when the primary metric's mean over the shared cases gets worse by "
+            "more than this (absolute, e.g. 0.02; worse is lower, or higher for a metric "
+            "where lower is better, such as tokens).",
         ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Flips and changes listed.")] = 20,
@@ -96,7 +97,8 @@ def compare(
         assert primary is not None
         typer.echo(
             f"REGRESSION: {a.primary} {primary.a:.4f} -> {primary.b:.4f} "
-            f"({primary.delta:+.4f}, threshold -{fail_on_regression})",
+            f"({primary.delta:+.4f}, worse by more than {fail_on_regression}"
+            f"{'; lower is better' if a.lower_is_better else ''})",
             err=True,
         )
         raise typer.Exit(1)

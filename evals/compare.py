@@ -77,9 +77,15 @@ class Comparison:
         return sorted(flipped, key=lambda c: (c.flipped != "broken", c.id))
 
     def regressed(self, threshold: float) -> bool:
-        """Whether the primary metric's mean dropped by more than ``threshold``."""
+        """Whether the primary metric's mean got worse by more than ``threshold``.
+
+        Worse is lower, or higher for a suite whose primary metric is ``lower_is_better``.
+        """
         primary = self.primary
-        return primary is not None and primary.delta < -threshold
+        if primary is None:
+            return False
+        worse_by = primary.delta if self.a.lower_is_better else -primary.delta
+        return worse_by > threshold
 
     def table(self, *, limit: int = 20) -> str:
         """The comparison as text: runs, aggregate deltas, flips and the largest changes."""

@@ -53,6 +53,8 @@ class EvalRun:
     primary: str
     """The metric ``compare --fail-on-regression`` watches (a key of ``aggregates`` and of
     each case's ``metrics``)."""
+    lower_is_better: bool = False
+    """The primary metric improves as it falls (tokens, seconds)."""
     settings: dict[str, Any] = field(default_factory=dict)
     prompts: dict[str, str] = field(default_factory=dict)
     adapters: dict[str, str] = field(default_factory=dict)

@@ -62,16 +62,17 @@ SUITES: dict[str, Suite] = {
         Suite(
             "persona",
             "attune eval persona",
-            "instructions followed and style held by the served model over scripted turns",
-            "(not stored as a run yet: prints figures only)",
-            "",
+            "token cost of the composed system prompt for 50 facts and 10 instructions",
+            "a prompt configuration (no verdict; fewer tokens is better)",
+            "system_tokens",
         ),
         Suite(
             "adapters",
             "attune eval adapters",
-            "an adapter against the base model on style perplexity, general text and QA",
-            "(not stored as a run yet: prints figures only)",
-            "",
+            "per-user SFT and DPO adapters against the base model: style perplexity, "
+            "general-text change, preference accuracy, the gate",
+            "a synthetic user; passes when both adapters pass the gate",
+            "style_ppl_drop",
         ),
     )
 }
@@ -228,4 +229,58 @@ def preferences_run(report: Any, dataset: str, settings: Mapping[str, Any]) -> E
         cases=cases,
         primary="surfaced",
         settings=dict(settings),
+    )
+
+
+def persona_run(result: Mapping[str, Any]) -> EvalRun:
+    """``attune eval persona``'s figures as a run: one case per prompt configuration.
+
+    Fewer tokens is better (``lower_is_better``); a configuration has no verdict.
+    """
+    rows = result["rows"]
+    cases = [
+        CaseResult(
+            case_id(name),
+            {"system_tokens": float(r["system_tokens"]), "facts_kept": float(r["facts_kept"])},
+            True,
+            name,
+        )
+        for name, r in rows.items()
+    ]
+    return EvalRun(
+        suite="persona",
+        dataset=f"{result['facts_offered']} facts, {result['instructions']} instructions",
+        aggregates={"system_tokens": max(c.metrics["system_tokens"] for c in cases)},
+        cases=cases,
+        primary="system_tokens",
+        prompts={"system": str(result["prompt_version"])},
+        lower_is_better=True,
+    )
+
+
+def adapters_run(report: Any) -> EvalRun:
+    """``attune eval adapters`` as a run: one case per synthetic user."""
+    cases = []
+    for u in report.users:
+        s, d = u.sft, u.dpo
+        metrics = {
+            "style_ppl_drop": -float(s["heldout_ppl_change_vs_base"]),
+            "general_ppl_rise_sft": float(s["general_ppl_change"]),
+            "general_ppl_rise_dpo": float(d["general_ppl_change"]),
+            "pref_accuracy": float(d["heldout_likelihood_accuracy"]),
+            "pref_accuracy_base": float(d["heldout_likelihood_accuracy_base"]),
+            "sft_seconds": float(u.sft_job["seconds"]),
+            "dpo_seconds": float(u.dpo_job["seconds"]),
+        }
+        passed = bool(s["passed"]) and bool(d["passed"])
+        cases.append(CaseResult(u.name, metrics, passed, f"{u.name}: {u.style}"))
+    names = list(cases[0].metrics) if cases else []
+    aggregates = {n: sum(c.metrics[n] for c in cases) / len(cases) for n in names}
+    return EvalRun(
+        suite="adapters",
+        dataset=f"synthetic styled users ({', '.join(c.id for c in cases)})",
+        aggregates=aggregates,
+        cases=cases,
+        primary="style_ppl_drop",
+        settings={"device": report.device, "model_dir": report.model_dir},
     )

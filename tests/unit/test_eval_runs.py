@@ -104,3 +104,39 @@ def test_the_cli_compares_fails_on_regression_and_writes_a_report(
     assert "Eval report: memory" in (tmp_path / "r.html").read_text()
     suites = runner.invoke(eval_app, ["list"])
     assert suites.exit_code == 0 and "attune eval locomo --data DIR" in suites.output
+
+
+def test_for_a_lower_is_better_metric_a_rise_is_the_regression() -> None:
+    a = _run({"cfg": 600.0}, suite="persona", primary="system_tokens")
+    a.lower_is_better = True
+    more = _run({"cfg": 700.0}, suite="persona", primary="system_tokens")
+    fewer = _run({"cfg": 500.0}, suite="persona", primary="system_tokens")
+    assert compare(a, more).regressed(50) and not compare(a, fewer).regressed(50)
+
+
+def test_the_adapters_and_persona_figures_become_runs_with_one_case_each() -> None:
+    from evals.adapters_eval import AdaptersReport, UserResult
+    from evals.suites import adapters_run, persona_run
+
+    sft = {"heldout_ppl_change_vs_base": -0.3, "general_ppl_change": 0.01, "passed": True}
+    dpo = {
+        "general_ppl_change": 0.02,
+        "heldout_likelihood_accuracy": 0.8,
+        "heldout_likelihood_accuracy_base": 0.5,
+        "passed": False,
+    }
+    job = {"seconds": 12.0}
+    user = UserResult("pirate", "talks like a pirate", 20, 5, 32, 8, sft, dpo, job, job)
+    run = adapters_run(AdaptersReport("model", "cpu", [user]))
+    assert [c.id for c in run.cases] == ["pirate"] and not run.cases[0].passed  # DPO failed
+    assert run.aggregates["style_ppl_drop"] == pytest.approx(0.3)
+    persona = persona_run(
+        {
+            "prompt_version": "v4",
+            "instructions": 10,
+            "facts_offered": 50,
+            "rows": {"bare": {"system_tokens": 100, "facts_kept": 0}},
+        }
+    )
+    assert persona.lower_is_better and persona.prompts == {"system": "v4"}
+    assert persona.cases[0].metrics == {"system_tokens": 100.0, "facts_kept": 0.0}
