@@ -27,9 +27,11 @@ users_app = typer.Typer(
 )
 model_app = typer.Typer(help="Prepare the base model.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+graph_app = typer.Typer(help="The per-turn graph.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(model_app, name="model")
 app.add_typer(db_app, name="db")
+app.add_typer(graph_app, name="graph")
 app.add_typer(eval_app, name="eval")
 app.add_typer(jobs_app, name="jobs")
 app.command()(worker)
@@ -45,6 +47,14 @@ def _save_secret(path: Path, value: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(value + "\n", encoding="utf-8")
     path.chmod(0o600)
+
+
+@graph_app.command("show")
+def graph_show() -> None:
+    """Print the turn graph (Mermaid) and each node's prompts with their active versions."""
+    from graph.show import describe
+
+    typer.echo(describe(load_settings().graph))
 
 
 @app.command()

@@ -25,12 +25,16 @@ def list_prompts() -> None:
     """Every prompt, its versions, and the system prompt version turns use now."""
     from wiring.settings import load_settings
 
-    active = load_settings().graph.prompt_version
+    graph = load_settings().graph
     lib = PromptLibrary()
     for name in lib.names():
-        versions = [f"{v}*" if name == "system" and v == active else v for v in lib.versions(name)]
+        active = graph.version_of(name) if name in graph.active_versions() else None
+        versions = [f"{v}*" if v == active else v for v in lib.versions(name)]
         typer.echo(f"{name:<22} {' '.join(versions)}")
-    typer.echo("(* = active, set by ATTUNE_GRAPH__PROMPT_VERSION)")
+    typer.echo(
+        "(* = active: ATTUNE_GRAPH__PROMPT_VERSION for system, "
+        """ATTUNE_GRAPH__PROMPT_VERSIONS='{"name": "vN"}' for any)"""
+    )
 
 
 @prompts_app.command("show")

@@ -90,16 +90,10 @@ def case_id(*parts: str) -> str:
 
 
 def prompt_versions() -> dict[str, str]:
-    """The active version of every prompt an eval may exercise."""
-    from memory.extraction.extractor import EXTRACTION_PROMPT, EXTRACTION_PROMPT_VERSION
-    from memory.extraction.summaries import SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION
+    """The active version of every prompt (``GraphSettings.active_versions``)."""
     from wiring.settings import load_settings
 
-    return {
-        "system": load_settings().graph.prompt_version,
-        EXTRACTION_PROMPT: EXTRACTION_PROMPT_VERSION,
-        SUMMARY_PROMPT: SUMMARY_PROMPT_VERSION,
-    }
+    return load_settings().graph.active_versions()
 
 
 def record(run: EvalRun) -> EvalRun:

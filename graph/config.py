@@ -4,12 +4,39 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+DEFAULT_PROMPT_VERSIONS: dict[str, str] = {
+    "extraction": "v2",
+    "summary": "v1",
+    "instruction_detect": "v1",
+    "procedural_critique": "v1",
+    "procedural_rewrite": "v1",
+}
+"""The version of each prompt besides ``system`` that runs unless a setting says otherwise."""
+
 
 class GraphSettings(BaseModel):
     """Prompt versions, budgets and thread-state storage for the per-turn graph."""
 
     prompt_version: str = "v4"
     """Active version of ``graph/prompts/system/``; recorded on every turn."""
+
+    prompt_versions: dict[str, str] = Field(default_factory=dict)
+    """Active versions of the other prompts, by name, over ``DEFAULT_PROMPT_VERSIONS``
+    (``ATTUNE_GRAPH__PROMPT_VERSIONS='{"extraction": "v1"}'``); ``system`` here overrides
+    ``prompt_version``. Checked against ``graph/prompts/`` when the services start."""
+
+    def version_of(self, name: str) -> str:
+        """The active version of prompt ``name``."""
+        if name in self.prompt_versions:
+            return self.prompt_versions[name]
+        if name == "system":
+            return self.prompt_version
+        return DEFAULT_PROMPT_VERSIONS[name]
+
+    def active_versions(self) -> dict[str, str]:
+        """Every prompt the code uses and its active version."""
+        names = dict.fromkeys(["system", *DEFAULT_PROMPT_VERSIONS, *self.prompt_versions])
+        return {name: self.version_of(name) for name in names}
 
     checkpoint_url: str | None = None
     """LangGraph checkpointer: ``None`` follows the record store (SQLite file beside it, or

@@ -39,12 +39,12 @@ def optimize_user(
         return text_of(model.invoke(to_langchain(messages)))
 
     def render(name: str, variables: dict[str, Any]) -> str:
-        return services.prompts.render(name, "v1", variables)
+        return services.prompts.render(name, services.settings.version_of(name), variables)
 
     with services.store.session() as session:
         profile = repo.get_profile(session, user_id=user_id).data
         today = services.clock().strftime("%A %d %B %Y")
-        version = services.settings.prompt_version
+        version = services.settings.version_of("system")
 
         def system(block: str | None) -> str:
             variables = SystemPromptVars(

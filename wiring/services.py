@@ -32,11 +32,10 @@ from memory.export import UserExport
 from memory.extraction.disclosures import DisclosingExtractor, DisclosureClassifier
 from memory.extraction.extractor import (
     EXTRACTION_PROMPT,
-    EXTRACTION_PROMPT_VERSION,
     Extractor,
     make_extractor,
 )
-from memory.extraction.summaries import SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION
+from memory.extraction.summaries import SUMMARY_PROMPT
 from memory.persona.instructions_llm import make_detector
 from memory.records import db
 from memory.records.store import RecordStore
@@ -76,13 +75,17 @@ def build_memory(
                 base_url=m.extractor_base_url,
                 model=m.extractor_model,
                 api_key=m.extractor_api_key,
-                prompt_template=prompts.source(EXTRACTION_PROMPT, EXTRACTION_PROMPT_VERSION),
+                prompt_template=prompts.source(
+                    EXTRACTION_PROMPT, settings.graph.version_of(EXTRACTION_PROMPT)
+                ),
             ),
             m,
             embedder,
         ),
         settings=m,
-        summary_prompt=prompts.render(SUMMARY_PROMPT, SUMMARY_PROMPT_VERSION, {}),
+        summary_prompt=prompts.render(
+            SUMMARY_PROMPT, settings.graph.version_of(SUMMARY_PROMPT), {}
+        ),
     )
 
 
@@ -180,7 +183,9 @@ class Core:
                 base_url=m.extractor_base_url,
                 model=m.extractor_model,
                 api_key=m.extractor_api_key,
-                prompt_template=self.prompts.source("instruction_detect", "v1"),
+                prompt_template=self.prompts.source(
+                    "instruction_detect", settings.graph.version_of("instruction_detect")
+                ),
                 embedder=self.memory.embedder,
             ),
         )
@@ -243,7 +248,8 @@ def build_core(
     engine = db.open_engine(settings.db)
     memory = build_memory(settings, engine, embedder)
     prompts = PromptLibrary()
-    prompts.source("system", settings.graph.prompt_version)  # fail at start, not per turn
+    for name, version in settings.graph.active_versions().items():
+        prompts.source(name, version)  # a missing prompt version fails at start, not per turn
     core = Core(
         settings=settings,
         engine=engine,
