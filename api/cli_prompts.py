@@ -109,3 +109,51 @@ def optimize(
     typer.echo(f"{result.status}: {result.reason}")
     if result.block is not None:
         typer.echo(f"block {result.block.id} v{result.block.version}:\n{result.block.text}")
+
+
+@prompts_app.command("try")
+def try_version(
+    name: Annotated[str, typer.Argument(help="system, extraction or instruction_detect.")],
+    version: Annotated[str, typer.Argument(help="The version to try, e.g. v3.")],
+    message: Annotated[str, typer.Argument(help="The user's message.")],
+    user: Annotated[str, typer.Option("--user", help="Whose context (profile, memories).")],
+    max_tokens: Annotated[int, typer.Option(min=1, max=4096, help="Reply length.")] = 128,
+) -> None:
+    """Render a prompt version against a real user's context and show the model's reply.
+
+    Nothing is recorded: no turn, memory, profile change or job. For ``system`` the turn is
+    composed as the graph would compose it now (profile, memories, route) and answered by
+    the route's model.
+    """
+    import asyncio
+
+    from graph.prompt_try import TRIABLE, try_prompt
+    from memory.records import repo
+    from wiring.settings import load_settings
+    from wiring.stack import open_stack
+
+    if name not in TRIABLE:
+        _fail(f"prompts try runs {', '.join(TRIABLE)}; not {name!r}")
+    try:
+        PromptLibrary().source(name, version)
+    except PromptNotFoundError as exc:
+        _fail(f"{exc.args[0]}; `attune prompts list` shows what exists")
+    settings = load_settings()
+    settings.worker.embedded = False  # nothing runs behind the try
+    if name == "system":
+        settings.graph.prompt_version = version
+    else:
+        settings.graph.prompt_versions = {**settings.graph.prompt_versions, name: version}
+
+    async def run() -> None:
+        async with open_stack(settings) as stack:
+            with stack.store.session() as session:
+                if repo.get_user(session, user) is None:
+                    _fail(f"no user with id {user!r} (`attune users list`)")
+            tried = await try_prompt(stack, name, version, user, message, max_tokens=max_tokens)
+        typer.echo(f"# {name} {version} for {user} → {tried.target} (nothing recorded)")
+        for m in tried.messages:
+            typer.echo(f"--- {m['role']}\n{m['content']}")
+        typer.echo(f"--- reply\n{tried.reply}")
+
+    asyncio.run(run())
