@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import adapters.placements  # noqa: F401  (the vLLM placement table)
+import adapters.placements  # the vLLM placement table (registers it, like the imports below)
 import adapters.records  # noqa: F401  (training tables: samples, datasets, adapters)
 import memory.pairs  # stored prompts, preference pairs
 import memory.records.jobs  # jobs (registers the tables, like the imports around it)
