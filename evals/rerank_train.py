@@ -1,6 +1,6 @@
 """Train the search reranker (``memory.retrieval.rerank``) and score it where it was not trained.
 
-    python -m evals.rerank_train --locomo ../shared/data/locomo-dev [--write]
+    python -m evals.rerank_train --locomo ../shared/data/locomo-dev --work EMPTY_DIR [--write]
 
 Both sources are imported as ``POST /v1/users/{id}/history`` imports them, every vector is
 written, and each question's first-stage candidates (``memory.retrieval.search.candidates``,
@@ -52,7 +52,6 @@ from memory.service import MemoryService
 from wiring.services import build_memory
 
 K = 10
-C = 1.0
 
 
 @dataclass
@@ -186,8 +185,11 @@ def collect(memory: MemoryService, locomo: Path, synthetic: Path) -> list[Asked]
     return [a for a in asked if a.evidence and len(a.found) > 1]
 
 
-def fit(train: Sequence[Asked], about: dict[str, object]) -> LinearReranker:
-    """A logistic model on ``train``'s rows, each source weighing the same."""
+def fit(train: Sequence[Asked], about: dict[str, object], *, c: float = 1.0) -> LinearReranker:
+    """A logistic model on ``train``'s rows, each source weighing the same.
+
+    ``c`` is scikit-learn's inverse regularization strength.
+    """
     per_source: dict[str, int] = {}
     for a in train:
         key = a.source.split(":")[0]
@@ -200,7 +202,7 @@ def fit(train: Sequence[Asked], about: dict[str, object]) -> LinearReranker:
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
-    model = LogisticRegression(C=C, max_iter=2000)
+    model = LogisticRegression(C=c, max_iter=2000)
     model.fit((x - mean) / scale, y, sample_weight=w * len(w) / w.sum())
     return LinearReranker(mean, scale, model.coef_[0], float(model.intercept_[0]), about)
 
@@ -225,8 +227,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     memory = build_memory(settings, db.open_engine(settings.db))
     if args.top:
         memory.settings = memory.settings.model_copy(update={"rerank_top": args.top})
-    global C
-    C = args.c
     asked = collect(memory, args.locomo, args.synthetic)
     convs = sorted({a.source for a in asked if a.source.startswith("locomo:")})
     syn_dev = [a for a in asked if a.source == "synthetic:dev"]
@@ -236,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for conv in convs:
         train = [a for a in asked if a.source in convs and a.source != conv] + syn_dev
         test = [a for a in asked if a.source == conv]
-        model = fit(train, {})
+        model = fit(train, {}, c=args.c)
         fused, reranked = score(None, test), score(model, test)
         held.append((fused, reranked, len(test)))
         results[f"held-out {conv}"] = {"fused": fused, "reranked": reranked, "n": len(test)}
@@ -252,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "rerank_top": memory.settings.rerank_top,
         "questions": len(final_train),
     }
-    final = fit(final_train, about)
+    final = fit(final_train, about, c=args.c)
     results["held-out synthetic (test users x test templates)"] = {
         "fused": score(None, syn_test),
         "reranked": score(final, syn_test),
