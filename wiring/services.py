@@ -113,12 +113,16 @@ class Core:
     deletion: Deletion
     _backend: ChatBackend | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _owns_backend: bool = False
+    """Whether :meth:`backend` built the backend (then :meth:`close` stops it); one given
+    to :func:`build_core` belongs to its caller."""
 
     def backend(self) -> ChatBackend:
         """The configured chat backend, loaded on first call."""
         with self._lock:
             if self._backend is None:
                 self._backend = make_backend(self.settings.model)
+                self._owns_backend = True
                 self._attach_placement_log()
             return self._backend
 
@@ -194,7 +198,7 @@ class Core:
         """Finish deferred vector writes, stop the backend's health checks, release the DB."""
         self.memory.wait_dense()  # deferred vectors of history imports
         close = getattr(self._backend, "close", None)  # the vllm backend's health checks
-        if callable(close):
+        if self._owns_backend and callable(close):
             close()
         self.engine.dispose()
 

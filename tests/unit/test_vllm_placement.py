@@ -20,6 +20,7 @@ from adapters.errors import AdapterNotFoundError, BackendUnavailableError
 from adapters.vllm_backend import VllmBackend
 from adapters.vllm_health import HealthChecks
 from adapters.vllm_replicas import Replica
+from wiring.settings import Settings
 
 BASE = "base-model"
 
@@ -368,3 +369,30 @@ def test_every_placement_change_reaches_the_placement_log(
         ("grp-a-v1", "replica-2:8001", "loaded"),  # the health pass: what replica 2 missed
         ("usr_y-sft-v1", "forgotten"),  # unpublished: its rows go
     ]
+
+
+def test_the_core_stops_the_health_checks_of_the_backend_it_built_only(
+    settings: Settings, servers: list[FakeVllm], adapters_dir: Path
+) -> None:
+    from wiring.services import build_core
+
+    settings.model.backend = "vllm"
+    settings.model.vllm_urls = "http://127.0.0.1:9"  # nothing listens: never contacted here
+    core = build_core(settings)
+    built = core.backend()
+    assert isinstance(built, VllmBackend) and running(built)  # started
+    assert built.placement_log is not None  # it records in the shared table
+    core.close()
+    assert not running(built)  # stopped with the core
+
+    given = make_backend(servers, adapters_dir)
+    given.start_health_checks(60)
+    other = build_core(settings, backend=given)
+    other.close()
+    assert running(given)  # the caller's backend is the caller's to close
+    given.close()
+
+
+def running(backend: VllmBackend) -> bool:
+    """Whether the backend's health checks run."""
+    return backend._health is not None
