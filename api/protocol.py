@@ -16,6 +16,11 @@ from pydantic import (
 )
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+MAX_INT = 2**53 - 1
+"""The largest offset, version or count a request may carry: exact in JSON (and in
+JavaScript), far inside the database's 64-bit integers, so no number a client sends can
+overflow a query (that gave 500 before)."""
 """What every Attune id (``usr_…``, ``thr_…``, ``grp_…``) looks like."""
 
 
@@ -158,8 +163,8 @@ class ChatCompletionRequest(BaseModel):
     messages: Annotated[list[ChatMessageIn], Field(min_length=1)]
     model: str = "attune"
     frequency_penalty: float | None = None
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_INT)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_INT)
     n: int = Field(default=1, ge=1, le=1, description="only n=1 is supported")
     presence_penalty: float | None = None
     seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
@@ -297,7 +302,7 @@ class PreviewRequest(BaseModel):
 
     messages: Annotated[list[ChatMessageIn], Field(min_length=1)]
     model: str = "attune"
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_INT)
     thread_id: Id | None = None
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from api.protocol import Id, Text
+from api.protocol import MAX_INT, Id, Text
 
 
 class FormattingPatch(BaseModel):
@@ -110,7 +110,7 @@ class RestoreRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, le=MAX_INT)
 
 
 class BlockOut(BaseModel):

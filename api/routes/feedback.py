@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 
 from api.auth import CurrentUserId, ScopedUserId, ServicesDep
 from api.errors import APIError
+from api.protocol import MAX_INT
 from api.protocol_workers import FeedbackIn, FeedbackOut, PairPage, job_out, pair_out
 from api.routes.memories import Route422
 from memory import pairs
@@ -70,7 +71,7 @@ async def list_preference_pairs(
     user_id: ScopedUserId,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> PairPage:
     """The user's preference pairs, newest first."""
 

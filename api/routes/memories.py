@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 
 from api.auth import ScopedUserId, ServicesDep
 from api.errors import APIError
+from api.protocol import MAX_INT
 from api.protocol_memory import (
     HistoryImport,
     HistoryImported,
@@ -90,7 +91,7 @@ async def list_memories(
     kind: MemoryKind | None = None,
     include_invalid: bool = True,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> MemoryPage:
     """The user's memories, newest first (superseded ones included unless asked not to)."""
     views, total = await asyncio.to_thread(

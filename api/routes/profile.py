@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from sqlmodel import Session
 
 from api.auth import ScopedUserId, ServicesDep
 from api.errors import APIError
+from api.protocol import MAX_INT
 from api.protocol_profile import (
     BlockList,
     BlockOut,
@@ -125,7 +126,7 @@ async def profile_history(
     user_id: ScopedUserId,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before_version: Annotated[int | None, Query(ge=1)] = None,
+    before_version: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
 ) -> ProfileHistory:
     """Every change to the profile, newest first: what changed, why, from which turn."""
 
@@ -142,7 +143,7 @@ async def profile_history(
 
 @router.get("/v1/users/{user_id}/profile/versions/{version}", response_model=ProfileVersionOut)
 async def profile_version(
-    version: int, user_id: ScopedUserId, services: ServicesDep
+    version: Annotated[int, Path(ge=0, le=MAX_INT)], user_id: ScopedUserId, services: ServicesDep
 ) -> ProfileVersionOut:
     """The whole profile as it was at ``version``."""
 

@@ -1,0 +1,45 @@
+"""Integers a client sends are bounded: an overflow is a 4xx naming the field, never a 500.
+
+Each request below answered 500 (SQLite ``OverflowError``) before ``MAX_INT`` bounded it,
+and a 500 also reset the client's keep-alive connection.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from api.protocol import MAX_INT
+from tests.conftest import Api
+
+HUGE = [str(2**63), "99999999999999999999", str(MAX_INT + 1)]
+
+
+@pytest.mark.parametrize("huge", HUGE)
+async def test_overflowing_query_and_path_integers_are_refused_with_the_field_named(
+    api: Api, huge: str
+) -> None:
+    uid, key = api.new_user()
+    auth = api.auth(key)
+    base = f"/v1/users/{uid}"
+    for path, field in (
+        (f"{base}/memories?offset={huge}", "offset"),
+        (f"{base}/preference-pairs?offset={huge}", "offset"),
+        (f"{base}/profile/history?before_version={huge}", "before_version"),
+        (f"{base}/profile/versions/{huge}", "version"),
+    ):
+        r = await api.client.get(path, headers=auth)
+        assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
+        assert field in r.text, r.text
+    r = await api.client.post(f"{base}/profile/restore", json={"version": int(huge)}, headers=auth)
+    assert 400 <= r.status_code < 500 and "version" in r.text, r.text
+    chat = {"model": "attune", "messages": [{"role": "user", "content": "hi"}]}
+    for field in ("max_tokens", "max_completion_tokens"):
+        r = await api.client.post(
+            "/v1/chat/completions", json={**chat, field: int(huge)}, headers=auth
+        )
+        assert 400 <= r.status_code < 500 and field in r.text, r.text
+    # The largest allowed values are served (nothing there, but no error).
+    r = await api.client.get(f"{base}/memories?offset={MAX_INT}", headers=auth)
+    assert r.status_code == 200 and r.json()["data"] == [], r.text
+    r = await api.client.get(f"{base}/profile/history?before_version={MAX_INT}", headers=auth)
+    assert r.status_code == 200, r.text
