@@ -223,5 +223,8 @@ def chat(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: files it creates are private (``wiring.permissions``)."""
+    from wiring.permissions import private_umask
+
+    private_umask()
     app()

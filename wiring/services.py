@@ -45,6 +45,7 @@ from memory.retrieval.protocols import Embedder
 from memory.retrieval.vectors import VectorSettings, make_vector_index
 from memory.scrub import SqliteFile, StorageScrubber, chroma_embedded, sqlite_path
 from memory.service import MemoryService
+from wiring.permissions import secure_data_dir
 from wiring.settings import Settings
 
 
@@ -249,8 +250,10 @@ def build_core(
         backend: Replaces the configured chat backend (tests of logic use a scripted one).
         embedder: Shares one loaded embedding model (tests, evals).
     """
+    secure_data_dir(settings.data_dir)
     engine = db.open_engine(settings.db)
     memory = build_memory(settings, engine, embedder)
+    secure_data_dir(settings.data_dir)  # the databases and vector files just created
     prompts = PromptLibrary()
     for name, version in settings.graph.active_versions().items():
         prompts.source(name, version)  # a missing prompt version fails at start, not per turn
