@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
@@ -107,7 +108,7 @@ class ChatMessageIn(BaseModel):
 class StreamOptions(BaseModel):
     """OpenAI ``stream_options``."""
 
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class AttuneRequest(BaseModel):
@@ -126,7 +127,7 @@ class JsonSchemaFormat(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     schema_: dict[str, Any] = Field(alias="schema")
     description: str | None = None
-    strict: bool | None = None
+    strict: StrictBool | None = None
 
 
 class ResponseFormat(BaseModel):
@@ -163,13 +164,13 @@ class ChatCompletionRequest(BaseModel):
     messages: Annotated[list[ChatMessageIn], Field(min_length=1)]
     model: str = "attune"
     frequency_penalty: float | None = None
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_INT)
-    max_tokens: int | None = Field(default=None, ge=1, le=MAX_INT)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)  # a huge one: a 400 from reply_budget
     n: int = Field(default=1, ge=1, le=1, description="only n=1 is supported")
     presence_penalty: float | None = None
     seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
     stop: str | list[str] | None = None
-    stream: bool = False
+    stream: StrictBool = False  # "yes" or 1 is refused, not taken as true
     stream_options: StreamOptions | None = None
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
@@ -184,7 +185,7 @@ class ChatCompletionRequest(BaseModel):
     tool_choice: Any = None
     functions: list[Any] | None = None
     function_call: Any = None
-    logprobs: bool | None = None
+    logprobs: StrictBool | None = None
     top_logprobs: int | None = None
     logit_bias: dict[str, Any] | None = None
 
@@ -302,7 +303,7 @@ class PreviewRequest(BaseModel):
 
     messages: Annotated[list[ChatMessageIn], Field(min_length=1)]
     model: str = "attune"
-    max_tokens: int | None = Field(default=None, ge=1, le=MAX_INT)
+    max_tokens: int | None = Field(default=None, ge=1)
     thread_id: Id | None = None
 
 

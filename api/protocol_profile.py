@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from api.protocol import MAX_INT, Id, Text
 
@@ -15,9 +15,9 @@ class FormattingPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    emoji: bool | None = None
-    lists: bool | None = None
-    markdown: bool | None = None
+    emoji: StrictBool | None = None
+    lists: StrictBool | None = None
+    markdown: StrictBool | None = None
 
 
 class InstructionsPatch(BaseModel):

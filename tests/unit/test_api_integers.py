@@ -43,3 +43,20 @@ async def test_overflowing_query_and_path_integers_are_refused_with_the_field_na
     assert r.status_code == 200 and r.json()["data"] == [], r.text
     r = await api.client.get(f"{base}/profile/history?before_version={MAX_INT}", headers=auth)
     assert r.status_code == 200, r.text
+
+
+async def test_booleans_must_be_json_booleans(api: Api) -> None:
+    uid, key = api.new_user()
+    auth = api.auth(key)
+    chat = {"model": "attune", "messages": [{"role": "user", "content": "hi"}]}
+    for value in ("yes", "true", 1):
+        r = await api.client.post(
+            "/v1/chat/completions", json={**chat, "stream": value}, headers=auth
+        )
+        assert 400 <= r.status_code < 500 and "stream" in r.text, r.text
+    r = await api.client.patch(
+        f"/v1/users/{uid}/profile", json={"formatting": {"emoji": "no"}}, headers=auth
+    )
+    assert 400 <= r.status_code < 500 and "emoji" in r.text, r.text
+    r = await api.client.post("/v1/chat/completions", json={**chat, "stream": False}, headers=auth)
+    assert r.status_code == 200, r.text
