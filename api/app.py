@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.backend import ChatBackend
-from api.errors import error_body, install_error_handlers
+from api.errors import ERROR_RESPONSES, error_body, install_error_handlers
 from api.routes import (
     chat,
     feedback,
@@ -60,6 +60,7 @@ def create_app(
         version="0.1.0",
         summary="Chat that adapts to each user: memory, persona and per-user LoRA adapters.",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     install_error_handlers(app)
     routers = (

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.errors import BackendUnavailableError
@@ -34,6 +35,37 @@ class APIError(Exception):
         self.message = message
         self.type = type
         self.param = param
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, in OpenAI's shape."""
+
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error response: ``{"error": {...}}``."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": why}
+    for status, why in (
+        (400, "The request is invalid; the message names the field."),
+        (401, "No API key, or an unknown one."),
+        (403, "The key may not do this (an admin route called with a user key)."),
+        (404, "No such resource for this key (another user's look like missing ones)."),
+        (413, "The body is larger than the server accepts."),
+        (415, "The body is not JSON."),
+        (422, "A field has the wrong type or is out of range; the message names it."),
+        (503, "No model server answers; retry after the Retry-After header."),
+    )
+}
+"""Declared on every route of the OpenAPI schema (``api.app.create_app``)."""
 
 
 def error_body(

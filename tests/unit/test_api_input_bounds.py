@@ -1,7 +1,7 @@
-"""Integers a client sends are bounded: an overflow is a 4xx naming the field, never a 500.
+"""Integers, booleans and the schema: bad input is a 4xx naming the field, never a 500.
 
-Each request below answered 500 (SQLite ``OverflowError``) before ``MAX_INT`` bounded it,
-and a 500 also reset the client's keep-alive connection.
+The overflowing integers below answered 500 (SQLite ``OverflowError``) before ``MAX_INT``
+bounded them (and a 500 reset the client's keep-alive connection); "yes" was taken as true.
 """
 
 from __future__ import annotations
@@ -60,3 +60,15 @@ async def test_booleans_must_be_json_booleans(api: Api) -> None:
     assert 400 <= r.status_code < 500 and "emoji" in r.text, r.text
     r = await api.client.post("/v1/chat/completions", json={**chat, "stream": False}, headers=auth)
     assert r.status_code == 200, r.text
+
+
+async def test_the_schema_declares_every_error_and_is_public_like_the_docs(api: Api) -> None:
+    r = await api.client.get("/openapi.json")  # no key: the reference is public
+    assert r.status_code == 200
+    spec = r.json()
+    chat = spec["paths"]["/v1/chat/completions"]["post"]["responses"]
+    assert {"400", "401", "403", "404", "413", "415", "422"} <= set(chat)
+    assert chat["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert (await api.client.get("/docs")).status_code == 200
+    r = await api.client.get("/v1/models")  # but every data route needs a key
+    assert r.status_code == 401
