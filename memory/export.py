@@ -25,6 +25,7 @@ from memory.persona import procedural
 from memory.persona import profile as profiles
 from memory.records.tables import (
     Feedback,
+    IdempotentRequest,
     Profile,
     ProfileChange,
     ProfileVersion,
@@ -162,6 +163,12 @@ def delete_turn(engine: Engine, memory: MemoryService, user_id: str, turn_id: st
         derived.retitle_threads(session, user_id=user_id, turn_ids=[turn_id])
         derived.forget_feedback_blocks(session, user_id=user_id, turn_ids=[turn_id])
         session.exec(delete(Feedback).where(col(Feedback.turn_id) == turn_id))
+        session.exec(
+            delete(IdempotentRequest).where(
+                (col(IdempotentRequest.turn_id) == turn_id)
+                | (col(IdempotentRequest.user_turn_id) == turn_id)
+            )
+        )
         session.exec(delete(Turn).where(col(Turn.id) == turn_id))
         session.commit()
     return thread_id

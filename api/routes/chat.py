@@ -6,13 +6,14 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from adapters.errors import BackendUnavailableError
+from api import idempotency
 from api.auth import CurrentUserId, ServicesDep
 from api.errors import APIError, error_body
 from api.protocol import (
@@ -46,6 +47,8 @@ from wiring.settings import ServerSettings
 
 router = APIRouter()
 log = logging.getLogger(__name__)
+IDEMPOTENT_WAIT_S = 300.0
+"""How long a repeat waits for the first request with its key before a 409."""
 
 
 def check_model(model: str) -> None:
@@ -234,11 +237,89 @@ def _usage(result: TurnResult) -> UsageOut:
     return UsageOut(prompt_tokens=p, completion_tokens=c, total_tokens=p + c)
 
 
+Remember = Callable[[TurnResult, dict[str, Any]], Awaitable[None]]
+"""Called with a finished turn and its response (as a non-streamed body), before the
+response or its last chunk is sent: the idempotency store."""
+
+
 @router.post("/v1/chat/completions", response_model=ChatCompletion)
 async def chat_completions(
-    body: ChatCompletionRequest, user_id: CurrentUserId, services: ServicesDep
+    body: ChatCompletionRequest, user_id: CurrentUserId, services: ServicesDep, raw: Request
 ) -> Any:
-    """Chat. The reply is recorded before the response (or its last chunk) is sent."""
+    """Chat. The reply is recorded before the response (or its last chunk) is sent.
+
+    With an ``Idempotency-Key`` header, a repeat of the request gets the first response
+    again and nothing is recorded twice (``api.idempotency``).
+    """
+    key = idempotency.checked_key(raw.headers.get(idempotency.HEADER))
+    if key is None:
+        return await _respond(body, user_id, services)
+    digest = idempotency.body_hash(await raw.json())
+    lock = idempotency.lock_for(user_id, key)
+    try:
+        await asyncio.wait_for(lock.acquire(), timeout=IDEMPOTENT_WAIT_S)
+    except TimeoutError:
+        raise APIError(
+            409,
+            f"a request with this {idempotency.HEADER} is still running; retry later",
+            param=idempotency.HEADER,
+        ) from None
+    owned = True
+    try:
+        found = await asyncio.to_thread(idempotency.stored, services.engine, user_id, key, digest)
+        if found is not None:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return idempotency.replay(found, stream=body.stream, include_usage=include_usage)
+
+        async def remember(result: TurnResult, response: dict[str, Any]) -> None:
+            await asyncio.to_thread(
+                idempotency.store,
+                services.engine,
+                user_id,
+                key,
+                digest,
+                user_turn_id=result.user_turn_id,
+                turn_id=result.turn_id,
+                response=response,
+            )
+
+        response = await _respond(body, user_id, services, remember=remember, done=lock.release)
+        owned = not isinstance(response, StreamingResponse)  # the stream releases it
+        return response
+    finally:
+        if owned:
+            lock.release()
+
+
+def _completion(body: ChatCompletionRequest, result: TurnResult, created: int) -> ChatCompletion:
+    return ChatCompletion(
+        id=f"chatcmpl-{result.turn_id}",
+        created=created,
+        model=body.model,
+        choices=[
+            Choice(
+                message=ChatMessageOut(content=result.content),
+                finish_reason=result.usage["finish_reason"],
+            )
+        ],
+        usage=_usage(result),
+        attune=_attune(result),
+    )
+
+
+async def _respond(
+    body: ChatCompletionRequest,
+    user_id: str,
+    services: AppServices,
+    *,
+    remember: Remember | None = None,
+    done: Callable[[], None] | None = None,
+) -> Any:
+    """Run the turn and answer it.
+
+    ``remember`` gets the finished turn; ``done`` is called when a streamed response has
+    ended (however it ends).
+    """
     request = to_turn_request(body, services)
     runner = services.runner
     if body.attune is not None and body.attune.regenerate is not None:
@@ -263,19 +344,10 @@ async def chat_completions(
             services.metrics.turns.labels(target="unknown", outcome="error").inc()
             raise
         _observe(services, result)
-        return ChatCompletion(
-            id=f"chatcmpl-{result.turn_id}",
-            created=created,
-            model=body.model,
-            choices=[
-                Choice(
-                    message=ChatMessageOut(content=result.content),
-                    finish_reason=result.usage["finish_reason"],
-                )
-            ],
-            usage=_usage(result),
-            attune=_attune(result),
-        )
+        completion = _completion(body, result, created)
+        if remember is not None:
+            await remember(result, completion.model_dump(mode="json", by_alias=True))
+        return completion
 
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     chunk_id = f"chatcmpl-{reply_id}"
@@ -304,6 +376,14 @@ async def chat_completions(
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
     async def sse() -> AsyncIterator[str]:
+        try:
+            async for text in stream_chunks():
+                yield text
+        finally:
+            if done is not None:
+                done()
+
+    async def stream_chunks() -> AsyncIterator[str]:
         # If the client goes away, this generator is closed; the turn's task is not.
         yield chunk({"role": "assistant", "content": ""})
         async for event in turn_events():
@@ -312,6 +392,9 @@ async def chat_completions(
             elif isinstance(event, DoneEvent):
                 result = event.result
                 _observe(services, result)
+                if remember is not None:
+                    completion = _completion(body, result, created)
+                    await remember(result, completion.model_dump(mode="json", by_alias=True))
                 yield chunk(
                     {},
                     result.usage["finish_reason"],

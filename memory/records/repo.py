@@ -12,6 +12,7 @@ from memory.records.keys import display_prefix, generate_key, hash_key
 from memory.records.tables import (
     ApiKey,
     Feedback,
+    IdempotentRequest,
     InstructionBlock,
     Memory,
     MemorySource,
@@ -102,6 +103,7 @@ def delete_user(session: Session, *, user_id: str) -> list[str]:
     session.exec(delete(MemorySource).where(col(MemorySource.user_id) == user_id))
     session.exec(delete(Memory).where(col(Memory.user_id) == user_id))
     session.exec(delete(Feedback).where(col(Feedback.user_id) == user_id))
+    session.exec(delete(IdempotentRequest).where(col(IdempotentRequest.user_id) == user_id))
     session.exec(delete(Turn).where(col(Turn.user_id) == user_id))
     session.exec(delete(Thread).where(col(Thread.user_id) == user_id))
     session.exec(delete(ProfileChange).where(col(ProfileChange.user_id) == user_id))

@@ -142,6 +142,26 @@ class Turn(SQLModel, table=True):
     client that resends the whole conversation continues the same thread."""
 
 
+class IdempotentRequest(SQLModel, table=True):
+    """A chat request sent with an ``Idempotency-Key``: a retry gets the stored response.
+
+    It holds the reply's text (the response as sent), so it goes with either of its turns
+    (``memory.export.delete_turn``) and with its user (``repo.delete_user``).
+    """
+
+    __tablename__ = "idempotent_requests"
+
+    user_id: str = Field(foreign_key="users.id", primary_key=True, max_length=40)
+    key: str = Field(primary_key=True, max_length=200)
+    request_hash: str = Field(max_length=64)
+    """Digest of the request body: the same key with another body is refused."""
+    user_turn_id: str = Field(foreign_key="turns.id", index=True, max_length=40)
+    turn_id: str = Field(foreign_key="turns.id", index=True, max_length=40)
+    """The assistant turn the response carried."""
+    response: dict[str, Any] = Field(sa_type=sa.JSON)
+    created_at: datetime = _ts()
+
+
 class Feedback(SQLModel, table=True):
     """A rating of an assistant turn by its user."""
 

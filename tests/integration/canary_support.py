@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -51,7 +52,9 @@ async def chat(api: Api, key: str, text: str, thread_id: str | None = None) -> d
     }
     if thread_id is not None:
         body["thread_id"] = thread_id
-    r = await api.client.post("/v1/chat/completions", json=body, headers=api.auth(key))
+    # With a key: the stored response (the echoed canary) must go with the turn too.
+    headers = {**api.auth(key), "Idempotency-Key": uuid.uuid4().hex}
+    r = await api.client.post("/v1/chat/completions", json=body, headers=headers)
     assert r.status_code == 200, r.text
     out: dict[str, Any] = r.json()
     return out
