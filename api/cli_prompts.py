@@ -127,7 +127,7 @@ def try_version(
     """
     import asyncio
 
-    from graph.prompt_try import TRIABLE, try_prompt
+    from api.prompt_try import TRIABLE, try_prompt
     from memory.records import repo
     from wiring.settings import load_settings
     from wiring.stack import open_stack

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, func, select
 
-from graph.prompt_try import try_prompt
+from api.prompt_try import try_prompt
 from memory.records import repo
 from memory.records.tables import Memory, Turn
 from tests.fakes import ScriptedBackend
