@@ -49,6 +49,10 @@ class TurnRequest:
     thread_id: str | None = None
 
 
+USER_DELETED = "the user was deleted while the reply was being generated"
+"""The cancel message of a turn stopped by :meth:`TurnRunner.cancel_user`."""
+
+
 class ThreadNotFoundError(LookupError):
     """The thread does not exist or belongs to another user."""
 
@@ -149,6 +153,7 @@ class TurnRunner:
         self.preview_graph = preview_graph
         self.services = services
         self._tasks: set[asyncio.Task[TurnResult]] = set()
+        self._by_user: dict[str, set[asyncio.Task[TurnResult]]] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @staticmethod
@@ -204,7 +209,23 @@ class TurnRunner:
 
     def start(self, turn: PreparedTurn) -> TurnStream:
         """Run ``turn`` in a background task and return its event stream."""
-        return self._spawn(turn.thread_id, f"turn:{turn.thread_id}", partial(self._turn, turn))
+        return self._spawn(
+            turn.context.user_id,
+            turn.thread_id,
+            f"turn:{turn.thread_id}",
+            partial(self._turn, turn),
+        )
+
+    def cancel_user(self, user_id: str) -> int:
+        """Stop the user's running turns (the user is being deleted); how many were running.
+
+        A cancelled turn records nothing: its task ends with ``CancelledError`` before the
+        ``record`` node's write, and its stream with an error event.
+        """
+        tasks = [t for t in self._by_user.get(user_id, set()) if not t.done()]
+        for task in tasks:
+            task.cancel(USER_DELETED)
+        return len(tasks)
 
     def start_regeneration(self, request: RegenerationRequest) -> TurnStream:
         """Regenerate a recorded reply through the turn graph (``graph.regenerate``)."""
@@ -216,10 +237,13 @@ class TurnRunner:
                 user_id=request.user_id, thread_id=thread_id, services=self.services
             ),
         )
-        return self._spawn(thread_id, f"regenerate:{thread_id}", partial(self._turn, turn))
+        return self._spawn(
+            request.user_id, thread_id, f"regenerate:{thread_id}", partial(self._turn, turn)
+        )
 
     def _spawn(
         self,
+        user_id: str,
         thread_id: str,
         name: str,
         work: Callable[[Callable[[str], None]], Awaitable[TurnResult]],
@@ -240,7 +264,16 @@ class TurnRunner:
 
         task = asyncio.create_task(run(), name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        mine = self._by_user.setdefault(user_id, set())
+        mine.add(task)
+
+        def finished(done: asyncio.Task[TurnResult]) -> None:
+            self._tasks.discard(done)
+            mine.discard(done)
+            if not mine and self._by_user.get(user_id) is mine:
+                del self._by_user[user_id]
+
+        task.add_done_callback(finished)
         return TurnStream(task=task, queue=queue)
 
     async def run(self, user_id: str, request: TurnRequest) -> TurnResult:

@@ -108,7 +108,10 @@ class ScriptedChatModel(BaseChatModel):
         )
 
     async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        for chunk in self._stream(*args, **kwargs):
+        gate = getattr(self.recorder, "gate", None)
+        for i, chunk in enumerate(self._stream(*args, **kwargs)):
+            if i == 1 and gate is not None:  # after the first token: mid-generation
+                await gate.wait()
             yield chunk
 
 
@@ -131,6 +134,8 @@ class ScriptedBackend:
     bound_tools: list[str] = field(default_factory=list)
     published: list[str] = field(default_factory=list)
     """Adapters handed to :meth:`publish`, in order."""
+    gate: Any = None
+    """An ``asyncio.Event``: streams pause after their first token until it is set."""
 
     def chat_model(
         self,

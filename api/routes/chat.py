@@ -30,6 +30,7 @@ from graph.compose import PromptTooLongError
 from graph.regenerate import RegenerationRequest
 from graph.routing import LOGICAL_MODELS
 from graph.runner import (
+    USER_DELETED,
     ChatMessage,
     DoneEvent,
     ErrorEvent,
@@ -42,7 +43,7 @@ from graph.runner import (
 )
 from graph.state import GenerationParams
 from memory import pairs
-from memory.records.tables import Turn
+from memory.records.tables import Turn, User
 from wiring.settings import ServerSettings
 
 router = APIRouter()
@@ -212,6 +213,24 @@ async def regeneration_request(
     return await asyncio.to_thread(load)
 
 
+def stream_deleted(what: asyncio.Task[Any] | BaseException) -> bool:
+    """Whether a turn's task (or the error it ended with) was stopped by a user deletion."""
+    if isinstance(what, asyncio.Task):
+        if not what.cancelled():
+            return False
+        try:
+            what.result()
+        except asyncio.CancelledError as e:
+            what = e
+    return isinstance(what, asyncio.CancelledError) and USER_DELETED in what.args
+
+
+def user_gone(services: AppServices, user_id: str) -> bool:
+    """Whether the user no longer exists (deleted by another process mid-turn)."""
+    with services.store.session() as session:
+        return session.get(User, user_id) is None
+
+
 def _observe(services: AppServices, result: TurnResult) -> None:
     m = services.metrics
     kind = result.target.split(":", 1)[0]
@@ -340,7 +359,14 @@ async def _respond(
             result = await asyncio.shield(stream.task)
         except PromptTooLongError as exc:
             raise turn_errors(exc) from exc
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if stream_deleted(stream.task) and not (current and current.cancelling()):
+                raise APIError(410, f"{USER_DELETED}; nothing was recorded") from None
+            raise
         except Exception:
+            if await asyncio.to_thread(user_gone, services, user_id):  # deleted elsewhere
+                raise APIError(410, f"{USER_DELETED}; nothing was recorded") from None
             services.metrics.turns.labels(target="unknown", outcome="error").inc()
             raise
         _observe(services, result)
@@ -410,6 +436,9 @@ async def _respond(
                         "usage": _usage(result).model_dump(),
                     }
                     yield f"data: {json.dumps(usage_chunk)}\n\n"
+            elif isinstance(event, ErrorEvent) and stream_deleted(event.error):
+                body_ = error_body(f"{USER_DELETED}; nothing was recorded", "invalid_request_error")
+                yield f"data: {json.dumps(body_)}\n\n"
             elif isinstance(event, ErrorEvent):
                 services.metrics.turns.labels(target="unknown", outcome="error").inc()
                 log.error("turn failed mid-stream", exc_info=event.error)

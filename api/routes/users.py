@@ -60,6 +60,7 @@ async def delete_user(user_id: ScopedUserId, services: ServicesDep) -> JobOut:
             return list(session.exec(select(Thread.id).where(Thread.user_id == user_id)).all())
 
     await services.runner.forget_threads(await asyncio.to_thread(revoke))
+    services.runner.cancel_user(user_id)  # their running turns stop and record nothing
     job = await asyncio.to_thread(submit.delete_user, services.jobs, user_id=user_id)
     return job_out(job)
 
