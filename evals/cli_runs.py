@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from evals.cli_support import JsonOut, write_json
 
+if TYPE_CHECKING:
+    from evals.runs import EvalRun
 
-def _load(run_id: str) -> object:
+
+def _load(run_id: str) -> EvalRun:
     """A stored run by id, or a run file by path (a baseline kept in the repository)."""
     from evals.runs import RunNotFoundError, load, load_file
 
@@ -72,10 +75,8 @@ def compare(
     whose verdict flipped.
     """
     from evals.compare import compare as compare_runs
-    from evals.runs import EvalRun
 
     a, b = _load(run_a), _load(run_b)
-    assert isinstance(a, EvalRun) and isinstance(b, EvalRun)
     result = compare_runs(a, b)
     write_json(
         json_path,
@@ -116,10 +117,8 @@ def report(
     highlighted.
     """
     from evals.report_html import render
-    from evals.runs import EvalRun
 
     loaded = [_load(r) for r in run_ids]
-    assert all(isinstance(r, EvalRun) for r in loaded)
     html.parent.mkdir(parents=True, exist_ok=True)
-    html.write_text(render(loaded), encoding="utf-8")  # type: ignore[arg-type]
+    html.write_text(render(loaded), encoding="utf-8")
     typer.echo(f"report written to {html}")

@@ -138,12 +138,11 @@ def compare(a: EvalRun, b: EvalRun, *, seed: int = 0) -> Comparison:
     out.cases = [CaseDelta(c.id, c, in_b[c.id], a.primary) for c in a.cases if c.id in in_b]
     out.only_a = [i for i in in_a if i not in in_b]
     out.only_b = [i for i in in_b if i not in in_a]
-    names = (
-        [n for n in a.cases[0].metrics if all(n in c.b.metrics for c in out.cases)]
-        if (out.cases and a.cases)
-        else []
+    first = out.cases[0].a.metrics if out.cases else {}
+    names = sorted(
+        (n for n in first if all(n in c.b.metrics for c in out.cases)),
+        key=lambda n: (n != a.primary, n),
     )
-    names.sort(key=lambda n: (n != a.primary, n))
     for name in names:
         xs = [c.a.metrics.get(name, 0.0) for c in out.cases]
         ys = [c.b.metrics[name] for c in out.cases]

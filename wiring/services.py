@@ -250,10 +250,9 @@ def build_core(
         backend: Replaces the configured chat backend (tests of logic use a scripted one).
         embedder: Shares one loaded embedding model (tests, evals).
     """
-    secure_data_dir(settings.data_dir)
     engine = db.open_engine(settings.db)
     memory = build_memory(settings, engine, embedder)
-    secure_data_dir(settings.data_dir)  # the databases and vector files just created
+    secure_data_dir(settings.data_dir)  # once its databases and vector files exist
     prompts = PromptLibrary()
     for name, version in settings.graph.active_versions().items():
         prompts.source(name, version)  # a missing prompt version fails at start, not per turn

@@ -64,7 +64,7 @@ def features(
     query: str, fused: Sequence[Fused], rows: Mapping[str, Memory], signals: Signals
 ) -> NDArray[np.float64]:
     """One row of ``FEATURES`` per item of ``fused`` (in order)."""
-    content = [t for t in query_terms(strip_stopwords(query))]
+    content = query_terms(strip_stopwords(query))
     stems = {t[:5] for t in content}
     top_score = fused[0].score if fused and fused[0].score > 0 else 1.0
     top_dense = max(signals.dense.values(), default=0.0)
