@@ -15,6 +15,7 @@ from adapters.backend import ChatBackend
 from api.errors import ERROR_RESPONSES, error_body, install_error_handlers
 from api.routes import (
     chat,
+    experiments,
     feedback,
     health,
     jobs,
@@ -74,6 +75,7 @@ def create_app(
         feedback,
         jobs,
         placements,
+        experiments,
         health,
     )
     for module in routers:

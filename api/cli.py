@@ -10,6 +10,7 @@ import typer
 
 from api.cli_adapters import adapters_app
 from api.cli_adapters import train as train_adapter
+from api.cli_experiments import experiments_app
 from api.cli_prompts import prompts_app
 from api.cli_vllm import bench_app, vllm_app
 from evals.cli import eval_app
@@ -38,6 +39,7 @@ app.command()(worker)
 app.command()(beat)
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(adapters_app, name="adapters")
+app.add_typer(experiments_app, name="experiments")
 app.add_typer(vllm_app, name="vllm")
 app.add_typer(bench_app, name="bench")
 app.command("train")(train_adapter)

@@ -212,6 +212,14 @@ class ChatCompletionRequest(BaseModel):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
 
+class ExperimentArm(BaseModel):
+    """The arm a turn ran in."""
+
+    experiment_id: str
+    name: str
+    arm: str
+
+
 class AttuneInfo(BaseModel):
     """Attune extension object on chat responses."""
 
@@ -220,6 +228,9 @@ class AttuneInfo(BaseModel):
     target: str
     prompt_version: str
     memory_ids: list[str]
+    experiments: list[ExperimentArm] = Field(
+        default_factory=list, description="The user's arm in each live experiment."
+    )
 
 
 class ChatMessageOut(BaseModel):

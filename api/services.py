@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from adapters.backend import ChatBackend
+from api.experiments import guard_loop
 from api.metrics import Metrics
 from memory.records import repo
 from memory.records.store import RecordStore
@@ -50,4 +51,7 @@ async def open_services(
             **{f.name: getattr(stack, f.name) for f in dataclasses.fields(stack)}
         )
         services.metrics.watch(stack.engine)
-        yield services
+        async with guard_loop(
+            stack.engine, settings.experiments, on_stop=stack.experiments.invalidate
+        ):
+            yield services

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from adapters.backend import ChatBackend
 from graph.config import GraphSettings
+from graph.experiments import ExperimentSource
 from graph.prompts import PromptLibrary
 from memory.persona.instructions import ProfileUpdate
 from memory.records.store import RecordStore
@@ -55,6 +56,8 @@ class Services:
     clock: Callable[[], datetime] = field(default=utcnow)
     after_turn: AfterTurn | None = None
     """``None`` (tests, benchmarks, local chat): distill inline instead."""
+    experiments: ExperimentSource | None = None
+    """The running experiments (``graph.experiment_book``); ``None``: no experiments."""
     detect: Detector | None = None
     """Instruction detection beyond the rules (``memory.persona.instructions_llm``); ``None``: the
     rules alone."""

@@ -29,6 +29,14 @@ from langgraph.runtime import Runtime
 from graph.compose import compose
 from graph.context import TurnContext
 from graph.conversation import conversation_hash
+from graph.experiments import (
+    ArmSettings,
+    Assignment,
+    adapters_for,
+    generation_params,
+    graph_settings,
+    merged,
+)
 from graph.regenerate import thread_update
 from graph.routing import AUTO_MODEL, choose_route
 from graph.state import MemoryItem, TurnState, Usage
@@ -62,9 +70,29 @@ def _new_message(state: TurnState) -> str:
 
 
 async def load_context(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
-    """Load the user's profile and adapter pointers."""
-    user = await runtime.context.services.store.load_user(runtime.context.user_id)
+    """Load the user's profile and adapter pointers, and apply their experiments' arms.
+
+    An arm's generation settings fill in only what the client did not send; its recall,
+    budget and prompt-version settings apply in ``recall`` and ``compose_prompt``.
+    """
+    ctx = runtime.context
+    user = await ctx.services.store.load_user(ctx.user_id)
+    assigned: list[Assignment] = []
+    if ctx.services.experiments is not None:
+        exposed = None if ctx.dry_run else state.assistant_turn_id or None
+        assigned = await ctx.services.experiments.assign(ctx.user_id, user.group_id, exposed)
+    arm = merged(assigned)
+    adapter, group_adapter = adapters_for(
+        arm,
+        user_id=ctx.user_id,
+        group_id=user.group_id,
+        adapter=user.adapter,
+        group_adapter=user.group_adapter,
+    )
     return {
+        "experiments": assigned,
+        "arm": arm.model_dump(exclude_none=True),
+        "params": generation_params(state.params, arm, state.params.get("sent", [])),
         "scratch": [RemoveMessage(id=REMOVE_ALL_MESSAGES)],
         "tool_rounds": 0,
         "reply": "",
@@ -72,8 +100,8 @@ async def load_context(state: TurnState, runtime: Runtime[TurnContext]) -> dict[
         "profile": user.profile,
         "profile_version": user.profile_version,
         "learned": user.learned,
-        "adapter": user.adapter,
-        "group_adapter": user.group_adapter,
+        "adapter": adapter,
+        "group_adapter": group_adapter,
     }
 
 
@@ -120,7 +148,7 @@ async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
         ctx.services.memory.search,
         ctx.user_id,
         _new_message(state),
-        k=ctx.services.settings.recall_k,
+        k=graph_settings(ctx.services.settings, ArmSettings(**state.arm)).recall_k,
         exclude_thread_id=ctx.thread_id,
     )
     query = _new_message(state)
@@ -148,7 +176,7 @@ async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
 async def compose_prompt(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:
     """Render the system prompt and fit memories and history into their budgets."""
     services = runtime.context.services
-    settings = services.settings
+    settings = graph_settings(services.settings, ArmSettings(**state.arm))
     history = [
         {"role": role_of(m), "content": text_of(m)}
         for m in state.messages
@@ -156,7 +184,7 @@ async def compose_prompt(state: TurnState, runtime: Runtime[TurnContext]) -> dic
     ]
     composed = compose(
         prompts=services.prompts,
-        version=settings.prompt_version,
+        version=settings.version_of("system"),
         today=services.clock(),
         profile=state.profile,
         memories=state.memories,
@@ -172,7 +200,7 @@ async def compose_prompt(state: TurnState, runtime: Runtime[TurnContext]) -> dic
         max_tokens=state.params.get("max_tokens", 256),
     )
     return {
-        "prompt_version": settings.prompt_version,
+        "prompt_version": settings.version_of("system"),
         "system_prompt": composed.system_prompt,
         "prompt_messages": composed.messages,
         "memories": composed.memories,
@@ -293,6 +321,10 @@ async def record(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
         reply_to_id=state.user_turn_id,
         model_target=state.route["target"],
         prompt_version=state.prompt_version,
+        prompt_versions={
+            **graph_settings(ctx.services.settings, ArmSettings(**state.arm)).active_versions(),
+            "system": state.prompt_version,
+        },
         prompt_tokens=state.usage["prompt_tokens"],
         completion_tokens=state.usage["completion_tokens"],
         latency_ms=state.usage["latency_ms"],

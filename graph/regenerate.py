@@ -84,6 +84,8 @@ async def restore_prompt(state: TurnState, runtime: Runtime[TurnContext]) -> dic
         "reply": "",
         "usage": None,
         "profile_updates": [],
+        "experiments": [],  # a regeneration is not a turn of an experiment's arm
+        "arm": {},
         "memories": [],  # quoted inside the stored prompt; not recalled again
         "prompt_version": regeneration["prompt_version"],
         "system_prompt": next((m["content"] for m in prompt if m["role"] == "system"), ""),

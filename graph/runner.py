@@ -73,6 +73,8 @@ class TurnResult:
     prompt_version: str
     memory_ids: list[str]
     usage: Usage
+    experiments: list[dict[str, Any]] = field(default_factory=list)
+    """The turn's arms: ``experiment_id``, ``name``, ``arm`` (``graph.experiments``)."""
 
 
 @dataclass(frozen=True)
@@ -283,17 +285,23 @@ class TurnRunner:
 
     async def _turn(self, turn: PreparedTurn, emit: Callable[[str], None]) -> TurnResult:
         final: dict[str, Any] = {}
-        async for item in self.graph.astream(
-            turn.input,
-            self._config(turn.thread_id),
-            context=turn.context,
-            stream_mode=["custom", "values"],
-        ):
-            mode, chunk = cast(tuple[str, dict[str, Any]], item)
-            if mode == "custom" and chunk.get("type") == "token":
-                emit(chunk["text"])
-            elif mode == "values":
-                final = chunk
+        try:
+            async for item in self.graph.astream(
+                turn.input,
+                self._config(turn.thread_id),
+                context=turn.context,
+                stream_mode=["custom", "values"],
+            ):
+                mode, chunk = cast(tuple[str, dict[str, Any]], item)
+                if mode == "custom" and chunk.get("type") == "token":
+                    emit(chunk["text"])
+                elif mode == "values":
+                    final = chunk
+        except Exception:
+            book = self.services.experiments
+            if book is not None and final.get("experiments"):  # counts against its arms
+                await book.failed(turn.input.assistant_turn_id)
+            raise
         return _result(turn, final)
 
     async def preview(self, user_id: str, request: TurnRequest) -> Preview:
@@ -358,4 +366,8 @@ def _result(turn: PreparedTurn, final: dict[str, Any]) -> TurnResult:
         prompt_version=final["prompt_version"],
         memory_ids=[m["id"] for m in memories],
         usage=final["usage"],
+        experiments=[
+            {k: a[k] for k in ("experiment_id", "name", "arm")}
+            for a in final.get("experiments", [])
+        ],
     )

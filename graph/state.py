@@ -25,6 +25,8 @@ class GenerationParams(TypedDict, total=False):
     seed: int | None
     response_format: dict[str, Any] | None
     """OpenAI's, when it asks for structured output (``json_object``, ``json_schema``)."""
+    sent: list[str]
+    """The sampling fields the client set itself: an experiment's arm never overrides them."""
 
 
 class MemoryItem(TypedDict):
@@ -109,6 +111,10 @@ class TurnState(InputState):
     """Exactly what is sent to the model: system prompt, then history within budget."""
     prompt_tokens_estimate: int = 0
     route: Route | None = None
+    experiments: list[dict[str, Any]] = field(default_factory=list)
+    """The user's arms in live experiments this turn (``graph.experiments.Assignment``)."""
+    arm: dict[str, Any] = field(default_factory=dict)
+    """What those arms change (``graph.experiments.ArmSettings``, unset fields left out)."""
     scratch: Annotated[list[AnyMessage], add_messages] = field(default_factory=list)
     """This turn's tool calls and results; cleared at the start of every turn."""
     tool_rounds: int = 0

@@ -23,6 +23,7 @@ from memory import derived
 from memory.pairs import PreferencePair, TurnPrompt
 from memory.persona import procedural
 from memory.persona import profile as profiles
+from memory.records import experiments
 from memory.records.tables import (
     Feedback,
     IdempotentRequest,
@@ -169,6 +170,7 @@ def delete_turn(engine: Engine, memory: MemoryService, user_id: str, turn_id: st
                 | (col(IdempotentRequest.user_turn_id) == turn_id)
             )
         )
+        experiments.delete_for_turns(session, [turn_id])
         session.exec(delete(Turn).where(col(Turn.id) == turn_id))
         session.commit()
     return thread_id

@@ -136,6 +136,8 @@ class ScriptedBackend:
     """Adapters handed to :meth:`publish`, in order."""
     gate: Any = None
     """An ``asyncio.Event``: streams pause after their first token until it is set."""
+    sampling: list[dict[str, Any]] = field(default_factory=list)
+    """``max_tokens``, ``temperature`` and ``top_p`` of every chat model asked for."""
 
     def chat_model(
         self,
@@ -155,6 +157,7 @@ class ScriptedBackend:
             raise AdapterNotFoundError(adapter)
         self.requested_adapters.append(adapter)
         self.response_formats.append(response_format)
+        self.sampling.append({"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p})
         return ScriptedChatModel(
             script=self.script, adapter=adapter, max_tokens=max_tokens, stop=stop, recorder=self
         )

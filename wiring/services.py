@@ -24,6 +24,7 @@ from adapters.export import TrainingExport
 from adapters.placements import DbPlacementLog
 from adapters.workdirs import WorkDirPurger
 from graph.context import AfterTurn, Services
+from graph.experiments import ExperimentSource
 from graph.prompts import PromptLibrary
 from graph.thread_purge import ThreadStatePurger
 from memory.config import MemorySettings
@@ -167,12 +168,18 @@ class Core:
         options = dict(self.settings.training.storage_options)
         return UserExport(self.engine, self.memory, [TrainingExport(self.engine, options)])
 
-    def graph_services(self, *, after_turn: AfterTurn | None = None) -> Services:
+    def graph_services(
+        self,
+        *,
+        after_turn: AfterTurn | None = None,
+        experiments: ExperimentSource | None = None,
+    ) -> Services:
         """The turn graph's services: the one place they are put together.
 
         Args:
             after_turn: Called once a turn is recorded (the server enqueues distillation);
                 ``None`` distills inline (workers, the CLI, benchmarks).
+            experiments: The running experiments (the server's); ``None``: none apply.
         """
         settings = self.settings
         m = settings.memory
@@ -183,6 +190,7 @@ class Core:
             settings=settings.graph,
             memory=self.memory,
             after_turn=after_turn,
+            experiments=experiments,
             detect=make_detector(
                 m.instruction_detector,
                 base_url=m.extractor_base_url,

@@ -34,6 +34,23 @@ class ServerSettings(BaseModel):
     """A chat request with more messages than this is refused with 400."""
 
 
+class ExperimentSettings(BaseModel):
+    """Experiments on live traffic: how fast changes reach turns, and the guard rail."""
+
+    refresh_s: float = Field(default=2.0, ge=0.0, le=3600.0)
+    """A process rereads the running experiments at most this often."""
+    guard_interval_s: float = Field(default=30.0, ge=0.0, le=86_400.0)
+    """The server checks every running experiment's guard rail this often (0: never)."""
+    guard_min_turns: int = Field(default=30, ge=1)
+    """Finished turns an arm and its control each need before the guard judges them."""
+    guard_error_margin: float = Field(default=0.05, ge=0.0, le=1.0)
+    """An arm whose error rate exceeds control's by more than this is stopped."""
+    guard_latency_margin: float = Field(default=0.5, ge=0.0)
+    """An arm whose latency p95 exceeds control's by more than this share is stopped."""
+    bootstrap_rounds: int = Field(default=1000, ge=100, le=100_000)
+    """Resampling rounds behind the intervals and tests of ``show``."""
+
+
 class Settings(BaseSettings):
     """Attune's settings. Paths left unset are derived from ``data_dir``."""
 
@@ -57,6 +74,7 @@ class Settings(BaseSettings):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    experiments: ExperimentSettings = Field(default_factory=ExperimentSettings)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from adapters.backend import ChatBackend
 from graph.builder import build_preview_graph, build_turn_graph
 from graph.checkpoint import open_checkpointer
+from graph.experiment_book import ExperimentBook
 from graph.prompts import PromptLibrary
 from graph.runner import TurnRunner
 from memory.deletion import Deletion
@@ -49,6 +50,8 @@ class Stack:
     jobs: JobQueue
     worker: EmbeddedWorker | None
     """The embedded worker, when ``settings.worker.embedded``."""
+    experiments: ExperimentBook
+    """The running experiments, applied to every turn."""
 
 
 @asynccontextmanager
@@ -71,7 +74,8 @@ async def open_stack(
         loaded = await asyncio.to_thread(core.backend)
         async with open_checkpointer(settings.graph.checkpoint_url) as saver:
             jobs = JobQueue(make_celery(settings), core.engine, settings.worker)
-            services = core.graph_services(after_turn=submit.after_turn(jobs))
+            book = ExperimentBook(core.engine, refresh_s=settings.experiments.refresh_s)
+            services = core.graph_services(after_turn=submit.after_turn(jobs), experiments=book)
             runner = TurnRunner(
                 graph=build_turn_graph().compile(checkpointer=saver),
                 preview_graph=build_preview_graph().compile(),
@@ -94,6 +98,7 @@ async def open_stack(
                 deletion=core.deletion,
                 jobs=jobs,
                 worker=worker,
+                experiments=book,
             )
             await runner.drain()
     finally:

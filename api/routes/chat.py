@@ -23,6 +23,7 @@ from api.protocol import (
     ChatMessageIn,
     ChatMessageOut,
     Choice,
+    ExperimentArm,
     UsageOut,
 )
 from api.services import AppServices
@@ -158,7 +159,10 @@ def to_turn_request(body: ChatCompletionRequest, services: AppServices) -> TurnR
         top_p=body.top_p,
         stop=body.stop_list(),
         seed=body.seed,
+        sent=[f for f in ("temperature", "top_p") if f in body.model_fields_set],
     )
+    if body.max_tokens is not None or body.max_completion_tokens is not None:
+        params["sent"].append("max_tokens")
     if body.response_format is not None and body.response_format.for_backend() is not None:
         params["response_format"] = body.response_format.for_backend()
     return TurnRequest(messages=messages, params=params, thread_id=body.thread_id)
@@ -248,6 +252,7 @@ def _attune(result: TurnResult) -> AttuneInfo:
         target=result.target,
         prompt_version=result.prompt_version,
         memory_ids=result.memory_ids,
+        experiments=[ExperimentArm(**e) for e in result.experiments],
     )
 
 

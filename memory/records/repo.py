@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, delete, func, select
 
+from memory.records import experiments
 from memory.records.keys import display_prefix, generate_key, hash_key
 from memory.records.tables import (
     ApiKey,
@@ -104,6 +105,7 @@ def delete_user(session: Session, *, user_id: str) -> list[str]:
     session.exec(delete(Memory).where(col(Memory.user_id) == user_id))
     session.exec(delete(Feedback).where(col(Feedback.user_id) == user_id))
     session.exec(delete(IdempotentRequest).where(col(IdempotentRequest.user_id) == user_id))
+    experiments.delete_for_user(session, user_id)
     session.exec(delete(Turn).where(col(Turn.user_id) == user_id))
     session.exec(delete(Thread).where(col(Thread.user_id) == user_id))
     session.exec(delete(ProfileChange).where(col(ProfileChange.user_id) == user_id))

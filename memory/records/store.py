@@ -33,6 +33,7 @@ class UserContext:
     learned: str | None = None
     adapter: str | None = None
     group_adapter: str | None = None
+    group_id: str | None = None
 
 
 class RecordStore:
@@ -72,6 +73,7 @@ class RecordStore:
                 learned=procedural.active_text(s, user_id=user_id),
                 adapter=user.adapter_name,
                 group_adapter=repo.group_adapter(s, group_id=user.group_id),
+                group_id=user.group_id,
             )
 
         return await self.run(work)

@@ -133,6 +133,8 @@ class Turn(SQLModel, table=True):
     model_target: str | None = Field(default=None, max_length=200)
     """For an assistant turn: ``base``, ``user:<adapter>`` or ``group:<adapter>``."""
     prompt_version: str | None = Field(default=None, max_length=40)
+    prompt_versions: dict[str, str] | None = Field(default=None, sa_type=sa.JSON)
+    """For an assistant turn: the active version of every prompt (migration ``0011``)."""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     latency_ms: float | None = None

@@ -165,3 +165,80 @@ async def test_garbage_bytes_never_5xx(
     _, key = fuzz_user
     headers = {"content-type": "application/json", **fuzz_api.auth(key)}
     check(await fuzz_api.client.post("/v1/chat/completions", content=body, headers=headers))
+
+
+arm_settings = st.fixed_dictionaries(
+    {},
+    optional={
+        "prompt_version": texts | st.sampled_from(["v1", "v4"]),
+        "prompt_versions": st.dictionaries(texts, texts, max_size=2) | json_values,
+        "adapters": st.sampled_from(["on", "off"]) | json_values,
+        "adapter": texts,
+        "model": st.sampled_from(["attune", "attune-base"]) | json_values,
+        "recall_k": st.integers(-1, 60) | big_ints,
+        "max_tokens": st.integers(-5, 2**40) | json_values,
+        "temperature": st.floats(allow_nan=True) | json_values,
+    },
+)
+arms = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["control", "b", "c"]) | texts,
+        "weight": st.floats(-1, 10) | json_values,
+    },
+    optional={"settings": arm_settings | json_values},
+)
+# Near-valid: a fresh name, a plain control and one arm with odd settings, so that many
+# examples are created, shown and stopped.
+near_valid_experiments = st.builds(
+    lambda name, settings, extra: {
+        "name": name,
+        "control": "control",
+        "arms": [
+            {"name": "control", "weight": 1},
+            {"name": "b", "weight": 1, "settings": settings},
+        ],
+        **extra,
+    },
+    st.uuids().map(lambda u: f"fz-{u.hex[:12]}"),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "prompt_version": st.sampled_from(["v1", "v4", "v9"]),
+            "adapters": st.sampled_from(["on", "off"]),
+            "recall_k": st.integers(0, 50),
+            "max_tokens": st.integers(1, 600),
+            "temperature": st.floats(0, 2),
+        },
+    ),
+    st.fixed_dictionaries({}, optional={"ends_at": st.sampled_from(["2030-01-01T00:00:00"])}),
+)
+experiment_bodies = st.one_of(
+    near_valid_experiments,
+    near_valid_experiments,
+    st.fixed_dictionaries(
+        {"name": texts, "control": st.just("control") | texts, "arms": st.lists(arms, max_size=4)},
+        optional={
+            "eligibility": st.fixed_dictionaries(
+                {}, optional={"users": st.lists(texts, max_size=3), "group": texts}
+            )
+            | json_values,
+            "starts_at": texts | json_values,
+            "ends_at": st.sampled_from(["2030-01-01T00:00:00Z", "yesterday"]) | json_values,
+        },
+    ),
+    json_values,
+)
+
+
+@_fuzz
+@given(body=experiment_bodies, stop=json_values)
+async def test_experiment_routes_never_5xx(fuzz_api: Api, body: Any, stop: Any) -> None:
+    headers = {"content-type": "application/json", **fuzz_api.auth(ADMIN_KEY)}
+    r = await fuzz_api.client.post("/v1/experiments", content=encode(body), headers=headers)
+    check(r)
+    if r.status_code == 201:  # stop it, with an odd body, so the next one may start
+        exp_id = r.json()["id"]
+        check(await fuzz_api.client.get(f"/v1/experiments/{exp_id}", headers=headers))
+        url = f"/v1/experiments/{exp_id}/stop"
+        check(await fuzz_api.client.post(url, content=encode({"reason": stop}), headers=headers))
+        await fuzz_api.client.post(url, headers=headers)
