@@ -15,6 +15,7 @@ import typer
 
 from evals.cli_instructions import instructions
 from evals.cli_locomo import LOCOMO_HELP, locomo
+from evals.cli_replay import replay
 from evals.cli_runs import compare, list_suites, report, runs
 from evals.cli_support import (
     DataDir,
@@ -39,6 +40,7 @@ eval_app.command("list")(list_suites)
 eval_app.command("runs")(runs)
 eval_app.command("compare")(compare)
 eval_app.command("report")(report)
+eval_app.command("replay")(replay)
 
 MEMORY_HELP = paragraphs(
     """
