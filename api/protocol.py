@@ -119,6 +119,10 @@ class AttuneRequest(BaseModel):
     regenerate: Id | None = None
     """An assistant turn id of this user: reply again to the same prompt, exactly as it was
     sent (the request's messages are then not used)."""
+    temporary: StrictBool = False
+    """A temporary chat: no memory is read (recall, known facts) or written (turns, thread
+    state, distillation, profile changes, training data). The profile's name, tone and
+    standing instructions still apply, as custom instructions do."""
 
 
 class JsonSchemaFormat(BaseModel):
@@ -231,6 +235,7 @@ class AttuneInfo(BaseModel):
     experiments: list[ExperimentArm] = Field(
         default_factory=list, description="The user's arm in each live experiment."
     )
+    temporary: bool = Field(default=False, description="Nothing of this turn was stored.")
 
 
 class ChatMessageOut(BaseModel):

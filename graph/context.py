@@ -72,3 +72,6 @@ class TurnContext:
     services: Services
     dry_run: bool = False
     """Preview: compute everything up to the route, persist nothing."""
+    temporary: bool = False
+    """A temporary chat: recall nothing, apply instructions to this turn only, record
+    nothing (no turns, no thread state, no distillation, no exposure)."""

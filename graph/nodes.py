@@ -79,7 +79,7 @@ async def load_context(state: TurnState, runtime: Runtime[TurnContext]) -> dict[
     user = await ctx.services.store.load_user(ctx.user_id)
     assigned: list[Assignment] = []
     if ctx.services.experiments is not None:
-        exposed = None if ctx.dry_run else state.assistant_turn_id or None
+        exposed = None if ctx.dry_run or ctx.temporary else state.assistant_turn_id or None
         assigned = await ctx.services.experiments.assign(ctx.user_id, user.group_id, exposed)
     arm = merged(assigned)
     adapter, group_adapter = adapters_for(
@@ -118,7 +118,7 @@ async def apply_instructions(state: TurnState, runtime: Runtime[TurnContext]) ->
     if not updates:
         return {"profile_updates": []}
     applied = [asdict(u) for u in updates]
-    if ctx.dry_run:
+    if ctx.dry_run or ctx.temporary:
         profile, version = apply_updates(state.profile, updates), state.profile_version
         return {"profile": profile, "profile_version": version, "profile_updates": applied}
     for update, shown in zip(updates, applied, strict=True):
@@ -141,6 +141,8 @@ async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
     turns that gave instructions, which the profile holds.
     """
     ctx = runtime.context
+    if ctx.temporary:  # a temporary chat reads no memory
+        return {"memories": []}
     spans = await ctx.services.store.run(  # withdrawn names and voices stay out of the prompt
         partial(revoked_spans, user_id=ctx.user_id, current=state.profile)
     )
@@ -300,6 +302,8 @@ async def record(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
     """
     ctx = runtime.context
     assert state.route is not None and state.usage is not None
+    if ctx.temporary:  # nothing is stored
+        return {}
     regenerating = state.regenerate is not None
     history: list[AnyMessage] = [m for m in state.messages if not isinstance(m, SystemMessage)]
     user_text, digest = _exchange(history, state.user_turn_id, state.reply, regenerating)

@@ -23,6 +23,7 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
+from graph.builder import build_turn_graph
 from graph.context import Services, TurnContext
 from graph.conversation import conversation_hash
 from graph.regenerate import RegenerationRequest
@@ -47,6 +48,8 @@ class TurnRequest:
     messages: Sequence[ChatMessage]
     params: GenerationParams
     thread_id: str | None = None
+    temporary: bool = False
+    """Read no memory and store nothing (``TurnContext.temporary``)."""
 
 
 USER_DELETED = "the user was deleted while the reply was being generated"
@@ -75,6 +78,8 @@ class TurnResult:
     usage: Usage
     experiments: list[dict[str, Any]] = field(default_factory=list)
     """The turn's arms: ``experiment_id``, ``name``, ``arm`` (``graph.experiments``)."""
+    temporary: bool = False
+    """Nothing of the turn was stored: its ids name nothing."""
 
 
 @dataclass(frozen=True)
@@ -150,9 +155,13 @@ class TurnRunner:
         preview_graph: CompiledStateGraph[TurnState, TurnContext, InputState, TurnState],
         services: Services,
     ) -> None:
-        """Use ``graph`` (compiled with a checkpointer) and ``preview_graph`` (without)."""
+        """Use ``graph`` (compiled with a checkpointer) and ``preview_graph`` (without).
+
+        Temporary chats run the turn graph compiled without a checkpointer.
+        """
         self.graph = graph
         self.preview_graph = preview_graph
+        self.temporary_graph = build_turn_graph().compile()
         self.services = services
         self._tasks: set[asyncio.Task[TurnResult]] = set()
         self._by_user: dict[str, set[asyncio.Task[TurnResult]]] = {}
@@ -177,6 +186,13 @@ class TurnRunner:
         prior = [m for m in request.messages[:-1] if m.role != "system"]
         new = request.messages[-1].content
         store = self.services.store
+        if request.temporary:
+            if request.thread_id is not None:
+                raise InvalidTurnError(
+                    "a temporary chat cannot continue a stored thread: leave thread_id out "
+                    "and send the whole conversation"
+                )
+            return None, self._seeded(prior, new), system
         if request.thread_id is not None:
             if await store.thread_owner(request.thread_id) != user_id:
                 raise ThreadNotFoundError(f"no thread {request.thread_id!r} for this user")
@@ -186,18 +202,23 @@ class TurnRunner:
             found = await store.find_thread(user_id, digest)
             if found is not None:
                 return found, [HumanMessage(content=new)], system
+        return None, self._seeded(prior, new), system
+
+    @staticmethod
+    def _seeded(prior: Sequence[ChatMessage], new: str) -> list[BaseMessage]:
+        """The request's earlier messages and the new one, as a new thread starts."""
         seeded: list[BaseMessage] = [
             HumanMessage(content=m.content) if m.role == "user" else AIMessage(content=m.content)
             for m in prior
         ]
-        return None, [*seeded, HumanMessage(content=new)], system
+        return [*seeded, HumanMessage(content=new)]
 
     async def prepare(self, user_id: str, request: TurnRequest) -> PreparedTurn:
         """Resolve the thread and build the graph input; raises on a request that can't run."""
         thread_id, messages, system = await self._resolve(user_id, request)
         user_turn_id, assistant_turn_id = new_id("turn"), new_id("turn")
         messages[-1].id = user_turn_id
-        thread_id = thread_id or new_id("thr")
+        thread_id = thread_id or new_id("tmp" if request.temporary else "thr")
         state_input = InputState(
             messages=list(messages),  # type: ignore[arg-type]
             params=request.params,
@@ -206,7 +227,12 @@ class TurnRunner:
             assistant_turn_id=assistant_turn_id,
             received_at=self.services.clock().isoformat(),
         )
-        context = TurnContext(user_id=user_id, thread_id=thread_id, services=self.services)
+        context = TurnContext(
+            user_id=user_id,
+            thread_id=thread_id,
+            services=self.services,
+            temporary=request.temporary,
+        )
         return PreparedTurn(thread_id=thread_id, input=state_input, context=context)
 
     def start(self, turn: PreparedTurn) -> TurnStream:
@@ -285,8 +311,9 @@ class TurnRunner:
 
     async def _turn(self, turn: PreparedTurn, emit: Callable[[str], None]) -> TurnResult:
         final: dict[str, Any] = {}
+        graph = self.temporary_graph if turn.context.temporary else self.graph
         try:
-            async for item in self.graph.astream(
+            async for item in graph.astream(
                 turn.input,
                 self._config(turn.thread_id),
                 context=turn.context,
@@ -370,4 +397,5 @@ def _result(turn: PreparedTurn, final: dict[str, Any]) -> TurnResult:
             {k: a[k] for k in ("experiment_id", "name", "arm")}
             for a in final.get("experiments", [])
         ],
+        temporary=turn.context.temporary,
     )

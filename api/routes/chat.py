@@ -165,7 +165,10 @@ def to_turn_request(body: ChatCompletionRequest, services: AppServices) -> TurnR
         params["sent"].append("max_tokens")
     if body.response_format is not None and body.response_format.for_backend() is not None:
         params["response_format"] = body.response_format.for_backend()
-    return TurnRequest(messages=messages, params=params, thread_id=body.thread_id)
+    temporary = body.attune is not None and body.attune.temporary
+    return TurnRequest(
+        messages=messages, params=params, thread_id=body.thread_id, temporary=temporary
+    )
 
 
 def turn_errors(exc: Exception) -> APIError:
@@ -253,6 +256,7 @@ def _attune(result: TurnResult) -> AttuneInfo:
         prompt_version=result.prompt_version,
         memory_ids=result.memory_ids,
         experiments=[ExperimentArm(**e) for e in result.experiments],
+        temporary=result.temporary,
     )
 
 
@@ -276,6 +280,12 @@ async def chat_completions(
     again and nothing is recorded twice (``api.idempotency``).
     """
     key = idempotency.checked_key(raw.headers.get(idempotency.HEADER))
+    if key is not None and body.attune is not None and body.attune.temporary:
+        raise APIError(
+            400,
+            f"a temporary chat stores nothing, not even for a retry: drop {idempotency.HEADER}",
+            param=idempotency.HEADER,
+        )
     if key is None:
         return await _respond(body, user_id, services)
     digest = idempotency.body_hash(await raw.json())
@@ -347,6 +357,12 @@ async def _respond(
     request = to_turn_request(body, services)
     runner = services.runner
     if body.attune is not None and body.attune.regenerate is not None:
+        if body.attune.temporary:
+            raise APIError(
+                400,
+                "a temporary chat cannot regenerate a stored reply: send the conversation again",
+                param="attune.temporary",
+            )
         regeneration = await regeneration_request(
             services, user_id, body.attune.regenerate, request.params
         )
