@@ -82,6 +82,27 @@ class ModelSettings(BaseModel):
     """Comma-separated adapter names or owner ids whose adapters are hot: published to every
     replica and never unloaded to make room, like group adapters."""
 
+    vllm_adapters_url: str | None = None
+    """Publish adapter files to this fsspec URL (``s3://bucket/adapters``, ``gs://…``,
+    ``file:///shared/…``; not ``memory://``, which no other process sees), and have the
+    replicas fetch them from there through Attune's resolver plugin (``attune vllm serve``
+    installs and enables it; set the same URL where the replicas run). ``None``: replicas
+    load ``<adapters_dir>/<name>`` by path, on a filesystem shared with Attune."""
+
+    vllm_adapters_storage_options: dict[str, str] = Field(default_factory=dict)
+    """Passed to the fsspec filesystem of ``vllm_adapters_url`` (credentials, endpoints),
+    here and in the replicas' resolver."""
+
+    vllm_adapters_cache_dir: Path | None = None
+    """``attune vllm serve`` with ``vllm_adapters_url``: where a replica keeps the adapters it
+    fetched, one directory per server, emptied when it starts (default
+    ``~/.cache/attune/vllm-adapters``)."""
+
+    vllm_adapters_sweep_s: float = Field(default=60, ge=0)
+    """``attune vllm serve`` with ``vllm_adapters_url``: seconds between a replica's sweeps,
+    which unload adapters whose upload was deleted while the replica could not be reached
+    and delete local copies nothing holds (0: never)."""
+
     vllm_max_loras: int = Field(default=8, ge=1)
     """``attune vllm serve``: adapters in one batch (vLLM's ``--max-loras``)."""
 

