@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -59,6 +60,10 @@ def graph_show() -> None:
     typer.echo(describe(load_settings().graph))
 
 
+_GRACEFUL_SHUTDOWN_S = 5
+"""At a stop, how long ``attune serve`` lets open responses end before cancelling them."""
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
@@ -67,7 +72,9 @@ def serve(
     """Start the HTTP API (OpenAI-compatible chat at /v1/chat/completions).
 
     Unless ATTUNE_WORKER__EMBEDDED=false, the same process also runs the Celery worker (in
-    threads) on the broker in the data directory: see README, "Workers".
+    threads) on the broker in the data directory: see README, "Workers". SIGTERM or Ctrl-C
+    stops it within seconds: open responses get a few seconds to end, and jobs still running
+    then go back to the queue and run again after the next start.
     """
     import uvicorn
 
@@ -86,12 +93,19 @@ def serve(
         typer.echo(
             f"Generated the admin key (shown once, also saved to {path}):\n  {key}", err=True
         )
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.server.host,
-        port=port or settings.server.port,
-        log_level=settings.log_level.lower(),
-    )
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=host or settings.server.host,
+            port=port or settings.server.port,
+            log_level=settings.log_level.lower(),
+            # Without it uvicorn waits for every open response (a long stream) to end.
+            timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+        )
+    finally:
+        # Everything is closed; the heap (model, indexes) goes with the process. Collecting
+        # it at the interpreter's exit would add seconds to every Ctrl-C.
+        gc.freeze()
 
 
 @users_app.command("create")

@@ -3,13 +3,14 @@
 The export lists everything held about a user; a thread's state in the checkpointer (its
 messages and the channels of its last run: system prompt, prompt messages, recalled
 memories, ...) is held apart from the records, so the API adds it with
-:func:`export_threads` beside ``memory.export.UserExport``.
+:func:`export_threads` (or, streaming, :func:`thread_states`) beside
+``memory.export.UserExport``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Protocol
 
 from langchain_core.messages import BaseMessage
@@ -29,12 +30,20 @@ class StateReader(Protocol):
 
 async def export_threads(graph: StateReader, thread_ids: Sequence[str]) -> dict[str, Any]:
     """Thread id → its latest checkpointed values as JSON (threads without state left out)."""
-    out: dict[str, Any] = {}
+    return {thread_id: values async for thread_id, values in thread_states(graph, thread_ids)}
+
+
+async def thread_states(
+    graph: StateReader, thread_ids: Iterable[str]
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """Each thread's id and latest checkpointed values as JSON, one thread at a time.
+
+    Threads without state are left out. A streamed export writes each one as it comes.
+    """
     for thread_id in thread_ids:
         snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
         if snapshot.values:
-            out[thread_id] = {k: _plain(v) for k, v in dict(snapshot.values).items()}
-    return out
+            yield thread_id, {k: _plain(v) for k, v in dict(snapshot.values).items()}
 
 
 def _plain(value: Any) -> Any:

@@ -12,10 +12,11 @@ and the API adds it (``graph.thread_export``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sqlalchemy import literal, tuple_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
@@ -45,6 +46,25 @@ class ExportSection(Protocol):
         ...
 
 
+EXPORT_BATCH = 500
+"""Rows read per query while an export streams (each batch is one short read)."""
+
+
+@dataclass(frozen=True)
+class Rows:
+    """An export section too long to hold at once: a JSON array produced batch by batch.
+
+    Attributes:
+        batches: Yields lists of JSON-ready rows, each read in its own short session.
+    """
+
+    batches: Iterator[list[dict[str, Any]]]
+
+
+Part = tuple[str, Any]
+"""A top-level export key and its value: JSON-ready, or :class:`Rows`."""
+
+
 @dataclass(frozen=True)
 class UserExport:
     """The export of one deployment, built once at the composition root.
@@ -59,16 +79,35 @@ class UserExport:
     memory: MemoryService
     sections: Sequence[ExportSection] = ()
 
+    def parts(self, user_id: str, *, batch: int = EXPORT_BATCH) -> Iterator[Part]:
+        """Everything held about the user, key by key, long sections a batch at a time.
+
+        The generator reads as it is consumed, so a caller writing each part out (the
+        streamed ``GET /v1/users/{id}/export``) holds one batch at a time, whatever the
+        size of the history.
+
+        Raises:
+            LookupError: No such user (at the first part).
+        """
+        yield from export_parts(self.engine, self.memory, user_id, batch=batch)
+        for section in self.sections:
+            yield from section.export(user_id).items()
+
     def user(self, user_id: str) -> dict[str, Any]:
-        """Everything held about the user, as JSON (see :func:`export_user`).
+        """Everything held about the user, as one JSON-ready dict (:meth:`parts`, joined).
 
         Raises:
             LookupError: No such user.
         """
-        out = export_user(self.engine, self.memory, user_id)
-        for section in self.sections:
-            out.update(section.export(user_id))
-        return out
+        return collect(self.parts(user_id))
+
+
+def collect(parts: Iterable[Part]) -> dict[str, Any]:
+    """``parts`` as one dict, every :class:`Rows` read into a list."""
+    return {
+        key: [row for rows in value.batches for row in rows] if isinstance(value, Rows) else value
+        for key, value in parts
+    }
 
 
 def _dump(row: Any) -> dict[str, Any]:
@@ -84,61 +123,82 @@ def export_user(engine: Engine, memory: MemoryService, user_id: str) -> dict[str
     Raises:
         LookupError: No such user.
     """
+    return collect(export_parts(engine, memory, user_id))
+
+
+def export_parts(
+    engine: Engine, memory: MemoryService, user_id: str, *, batch: int = EXPORT_BATCH
+) -> Iterator[Part]:
+    """:func:`export_user` key by key; threads, turns and the other long lists as :class:`Rows`.
+
+    Long lists are read in pages of ``batch`` rows in a stable order (keyset pagination on
+    the order's columns, ending with a unique one), each page in its own session, so no
+    read holds the database for the length of a download.
+
+    Raises:
+        LookupError: No such user (at the first part).
+    """
     with Session(engine) as session:
         user = session.get(User, user_id)
         if user is None:
             raise LookupError(user_id)
-        threads = session.exec(
-            select(Thread).where(Thread.user_id == user_id).order_by(col(Thread.created_at))
-        ).all()
-        turns = session.exec(
-            select(Turn).where(Turn.user_id == user_id).order_by(col(Turn.created_at))
-        ).all()
-        feedback = session.exec(select(Feedback).where(Feedback.user_id == user_id)).all()
+        first = _dump(user)
+    yield "user", first
+
+    def rows(model: Any, *order: Any) -> Rows:
+        where = col(model.user_id) == user_id
+        return Rows(_pages(engine, model, where, [col(c) for c in order], batch))
+
+    yield "threads", rows(Thread, Thread.created_at, Thread.id)
+    yield "turns", rows(Turn, Turn.created_at, Turn.id)
+    yield "feedback", rows(Feedback, Feedback.created_at, Feedback.id)
+    with Session(engine) as session:
         profile = session.get(Profile, user_id)
-        changes = session.exec(
-            select(ProfileChange)
-            .where(ProfileChange.user_id == user_id)
-            .order_by(col(ProfileChange.created_at))
-        ).all()
-        versions = session.exec(
-            select(ProfileVersion)
-            .where(ProfileVersion.user_id == user_id)
-            .order_by(col(ProfileVersion.version))
-        ).all()
-        blocks = procedural.list_blocks(session, user_id=user_id)
-        prompts = session.exec(
-            select(TurnPrompt)
-            .where(TurnPrompt.user_id == user_id)
-            .order_by(col(TurnPrompt.created_at), col(TurnPrompt.turn_id))
-        ).all()
-        stored_pairs = session.exec(
-            select(PreferencePair)
-            .where(PreferencePair.user_id == user_id)
-            .order_by(col(PreferencePair.created_at), col(PreferencePair.id))
-        ).all()
-        out: dict[str, Any] = {
-            "user": _dump(user),
-            "threads": [_dump(t) for t in threads],
-            "turns": [_dump(t) for t in turns],
-            "feedback": [_dump(f) for f in feedback],
-            "profile": _dump(profile) if profile else None,
-            "profile_history": [_dump(c) for c in changes],
-            "profile_versions": [_dump(v) for v in versions],
-            "instruction_blocks": [_dump(b) for b in blocks],
-            "stored_prompts": [_dump(p) for p in prompts],
-            "preference_pairs": [_dump(p) for p in stored_pairs],
-        }
-    memories: list[dict[str, Any]] = []
+        current = _dump(profile) if profile else None
+    yield "profile", current
+    yield "profile_history", rows(ProfileChange, ProfileChange.created_at, ProfileChange.id)
+    yield "profile_versions", rows(ProfileVersion, ProfileVersion.version)
+    with Session(engine) as session:
+        blocks = [_dump(b) for b in procedural.list_blocks(session, user_id=user_id)]
+    yield "instruction_blocks", blocks
+    yield "stored_prompts", rows(TurnPrompt, TurnPrompt.created_at, TurnPrompt.turn_id)
+    yield "preference_pairs", rows(PreferencePair, PreferencePair.created_at, PreferencePair.id)
+    yield "memories", Rows(_memory_pages(memory, user_id, batch))
+
+
+def _pages(
+    engine: Engine, model: Any, where: Any, order: Sequence[Any], batch: int
+) -> Iterator[list[dict[str, Any]]]:
+    """The rows of ``model`` matching ``where`` in ``order``, ``batch`` at a time."""
+    after: tuple[Any, ...] | None = None
+    while True:
+        query = select(model).where(where)
+        if after is not None:
+            bounds = (literal(value, type_=c.type) for value, c in zip(after, order, strict=True))
+            query = query.where(tuple_(*order) > tuple_(*bounds))
+        with Session(engine) as session:
+            found = session.exec(query.order_by(*order).limit(batch)).all()
+            page = [_dump(r) for r in found]
+            if found:
+                after = tuple(getattr(found[-1], c.key) for c in order)
+        if page:
+            yield page
+        if len(found) < batch:
+            return
+
+
+def _memory_pages(
+    memory: MemoryService, user_id: str, batch: int
+) -> Iterator[list[dict[str, Any]]]:
+    """The user's memories with their sources, newest first, ``batch`` at a time."""
     offset = 0
     while True:
-        page, total = memory.list(user_id, limit=500, offset=offset)
-        memories.extend(v.as_dict() for v in page)
+        page, total = memory.list(user_id, limit=batch, offset=offset)
+        if page:
+            yield [v.as_dict() for v in page]
         offset += len(page)
         if not page or offset >= total:
-            break
-    out["memories"] = memories
-    return out
+            return
 
 
 def delete_turn(engine: Engine, memory: MemoryService, user_id: str, turn_id: str) -> str | None:

@@ -29,6 +29,7 @@ from celery import Celery
 from kombu import Queue
 
 from workers import broker
+from workers.inflight import InFlight
 from workers.queue import KIND_QUEUE, task_name
 
 if TYPE_CHECKING:
@@ -39,11 +40,15 @@ if TYPE_CHECKING:
 class AttuneCelery(Celery):
     """A Celery app that carries the settings it was built from and its tasks' context."""
 
-    def __init__(self, settings: Settings, context: WorkerContext | None) -> None:
+    def __init__(
+        self, settings: Settings, context: WorkerContext | None, in_flight: InFlight
+    ) -> None:
         """Name it ``attune``; not the current app (several may live in one process)."""
         super().__init__("attune", set_as_current=False)
         self.attune_settings = settings
         self.attune_context = context
+        self.in_flight = in_flight
+        """The jobs its tasks run (``workers.inflight``); shared by an embedded worker's apps."""
 
 
 def broker_url(settings: Settings) -> str:
@@ -70,14 +75,22 @@ def _transport_options(settings: Settings, url: str) -> dict[str, Any]:
     return opts
 
 
-def make_celery(settings: Settings, *, context: WorkerContext | None = None) -> AttuneCelery:
-    """A Celery app for ``settings``; ``context`` shares an open one (embedded worker)."""
+def make_celery(
+    settings: Settings,
+    *,
+    context: WorkerContext | None = None,
+    in_flight: InFlight | None = None,
+) -> AttuneCelery:
+    """A Celery app for ``settings``; ``context`` shares an open one (embedded worker).
+
+    ``in_flight`` shares one record of running jobs between the apps of one worker.
+    """
     from workers import beat
 
     broker.register()
     w = settings.worker
     url = broker_url(settings)
-    app = AttuneCelery(settings, context)
+    app = AttuneCelery(settings, context, in_flight or InFlight())
     annotations: dict[str, dict[str, Any]] = {}
     routes: dict[str, dict[str, str]] = {}
     for kind, queue in KIND_QUEUE.items():

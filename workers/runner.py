@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from memory.records import jobs
 from memory.records.jobs import Job
+from workers.app import attune_app
 from workers.config import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,9 @@ def run_job(
     A delivery that cannot claim the job (done, running elsewhere, unknown) returns
     ``None`` and its message is acknowledged. When ``work`` raises, the job goes back to
     ``queued`` with the error and the task retries with exponential backoff; after the
-    queue's ``max_retries`` the job fails with the error.
+    queue's ``max_retries`` the job fails with the error. A job its worker gave up on while
+    it ran (``workers.inflight``: the embedded worker's stop) is already ``queued`` again;
+    whatever ``work`` did, nothing is recorded and the task is sent again.
     """
     me = worker_name(task)
     max_retries = task.max_retries if task.max_retries is not None else 0
@@ -81,12 +84,16 @@ def run_job(
             current.status if current is not None else "unknown",
         )
         return None
+    in_flight = attune_app(task.app).in_flight
     try:
-        with _Heartbeat(engine, job_id, me, settings.heartbeat_s):
+        with in_flight.holding(job_id, me), _Heartbeat(engine, job_id, me, settings.heartbeat_s):
             result = work(job)
     except Retry:
         raise
     except Exception as exc:
+        if in_flight.was_released(job_id):
+            _send_again(task, job)
+            return None
         error = f"{type(exc).__name__}: {exc}"
         retries = task.request.retries
         if retries < max_retries:
@@ -97,5 +104,16 @@ def run_job(
         log.exception("job %s failed for good", job_id)
         jobs.finish(engine, job_id, worker=me, error=error)
         return None
-    jobs.finish(engine, job_id, worker=me, result=result)
+    if not jobs.finish(engine, job_id, worker=me, result=result) and in_flight.was_released(job_id):
+        _send_again(task, job)
+        return None
     return result
+
+
+def _send_again(task: Task[Any, Any], job: Job) -> None:
+    """Send the task of a job released while it ran (a copy of a message is harmless)."""
+    log.info("job %s was released while it ran; its task is sent again", job.id)
+    try:
+        task.app.send_task(task.name, args=[job.id], queue=job.queue)
+    except Exception:  # the process is stopping; its message comes back from the broker
+        log.warning("could not send job %s again; the broker will redeliver it", job.id)

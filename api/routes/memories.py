@@ -10,10 +10,12 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
 
 from api.auth import ScopedUserId, ServicesDep
 from api.errors import APIError
+from api.export_stream import export_response
 from api.protocol import MAX_INT
 from api.protocol_memory import (
     HistoryImport,
@@ -27,7 +29,6 @@ from api.protocol_memory import (
     memory_out,
 )
 from api.protocol_workers import JobOut, job_out
-from graph.thread_export import export_threads
 from memory.history import ImportResult, ImportSession, ImportTurn, import_history
 from memory.records.tables import Turn
 from memory.service import NewMemory
@@ -192,10 +193,18 @@ async def delete_turn_route(user_id: ScopedUserId, turn_id: str, services: Servi
     return job_out(job)
 
 
-@router.get("/v1/users/{user_id}/export")
-async def export(user_id: ScopedUserId, services: ServicesDep) -> dict[str, object]:
-    """Everything held about the user, as JSON: records, derived data and thread state."""
-    data = await asyncio.to_thread(services.core.export.user, user_id)
-    threads = [t["id"] for t in data["threads"]]
-    data["thread_state"] = await export_threads(services.runner.graph, threads)
-    return data
+@router.get(
+    "/v1/users/{user_id}/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+)
+async def export(user_id: ScopedUserId, services: ServicesDep) -> StreamingResponse:
+    """Everything held about the user, as JSON: records, derived data and thread state.
+
+    One JSON document, streamed as it is read (``api.export_stream``): long sections a
+    batch of rows at a time, so any history exports in bounded memory.
+    """
+    try:
+        return await export_response(services.core.export, services.runner.graph, user_id)
+    except LookupError:  # deleted since the key was checked
+        raise _not_found("user", user_id) from None

@@ -32,6 +32,7 @@ ATTUNE = str(Path(sys.executable).with_name("attune"))
 CHROMA = str(Path(sys.executable).with_name("chroma"))
 REDIS_DB = 11
 SLOW_TASKS = "tests.integration.worker_slow"
+HOLD_TASKS = "tests.integration.worker_hold"
 
 
 def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -148,7 +149,7 @@ def _env(settings: Settings) -> dict[str, str]:
             env[f"ATTUNE_WORKER__{name.upper()}"] = (
                 str(value).lower() if isinstance(value, bool) else str(value)
             )
-    env["ATTUNE_WORKER__INCLUDE"] = f'["{SLOW_TASKS}"]'
+    env["ATTUNE_WORKER__INCLUDE"] = f'["{SLOW_TASKS}", "{HOLD_TASKS}"]'
     return env
 
 
