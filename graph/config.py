@@ -38,6 +38,10 @@ class GraphSettings(BaseModel):
         names = dict.fromkeys(["system", *DEFAULT_PROMPT_VERSIONS, *self.prompt_versions])
         return {name: self.version_of(name) for name in names}
 
+    interrupted_after_s: float = Field(default=600.0, gt=0.0)
+    """At start, a user message stored this long ago without a reply is marked
+    ``interrupted`` (its server stopped mid-reply; a failure marks it at once)."""
+
     checkpoint_url: str | None = None
     """LangGraph checkpointer: ``None`` follows the record store (SQLite file beside it, or
     the same PostgreSQL database); a ``postgresql://`` URL or a SQLite path overrides it."""

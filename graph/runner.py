@@ -7,9 +7,11 @@ disconnects mid-stream does not cancel it: the reply is still generated and reco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any, Literal, cast
 
@@ -26,9 +28,10 @@ from langgraph.graph.state import CompiledStateGraph
 from graph.builder import build_turn_graph
 from graph.context import Services, TurnContext
 from graph.conversation import conversation_hash
+from graph.nodes import text_of
 from graph.regenerate import RegenerationRequest
 from graph.state import GenerationParams, InputState, MemoryItem, Route, TurnState, Usage
-from memory.records.tables import new_id
+from memory.records.tables import Turn, new_id
 
 Role = Literal["system", "user", "assistant"]
 
@@ -233,6 +236,18 @@ class TurnRunner:
             services=self.services,
             temporary=request.temporary,
         )
+        if not request.temporary:  # on disk before any reply: a crash loses no message
+            user_turn = Turn(
+                id=user_turn_id,
+                user_id=user_id,
+                thread_id=thread_id,
+                role="user",
+                content=text_of(messages[-1]),
+                created_at=datetime.fromisoformat(state_input.received_at),
+            )
+            await self.services.store.accept_message(
+                thread_id=thread_id, user_id=user_id, user_turn=user_turn
+            )
         return PreparedTurn(thread_id=thread_id, input=state_input, context=context)
 
     def start(self, turn: PreparedTurn) -> TurnStream:
@@ -324,10 +339,14 @@ class TurnRunner:
                     emit(chunk["text"])
                 elif mode == "values":
                     final = chunk
-        except Exception:
+        except (Exception, asyncio.CancelledError):
+            if not turn.context.temporary and turn.input.regenerate is None:
+                with contextlib.suppress(Exception):  # a deleted user's turn is gone already
+                    await self.services.store.mark_interrupted(turn.input.user_turn_id)
             book = self.services.experiments
             if book is not None and final.get("experiments"):  # counts against its arms
-                await book.failed(turn.input.assistant_turn_id)
+                with contextlib.suppress(Exception):
+                    await book.failed(turn.input.assistant_turn_id)
             raise
         return _result(turn, final)
 

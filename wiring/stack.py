@@ -9,9 +9,11 @@ only inside functions, so nothing imports in a circle.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
@@ -32,6 +34,8 @@ from workers.app import make_celery
 from workers.context import WorkerContext
 from workers.embedded import EmbeddedWorker
 from workers.queue import JobQueue
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,6 +76,11 @@ async def open_stack(
     worker: EmbeddedWorker | None = None
     try:
         loaded = await asyncio.to_thread(core.backend)
+        # Messages whose reply a crash cut off: accepted, stored, never answered.
+        stale = timedelta(seconds=settings.graph.interrupted_after_s)
+        marked = await asyncio.to_thread(core.store.sweep_interrupted, older_than=stale)
+        if marked:
+            log.warning("%d user message(s) left without a reply marked interrupted", marked)
         async with open_checkpointer(settings.graph.checkpoint_url) as saver:
             jobs = JobQueue(make_celery(settings), core.engine, settings.worker)
             book = ExperimentBook(core.engine, refresh_s=settings.experiments.refresh_s)

@@ -383,11 +383,11 @@ async def _respond(
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if stream_deleted(stream.task) and not (current and current.cancelling()):
-                raise APIError(410, f"{USER_DELETED}; nothing was recorded") from None
+                raise APIError(410, f"{USER_DELETED}; the reply was not recorded") from None
             raise
         except Exception:
             if await asyncio.to_thread(user_gone, services, user_id):  # deleted elsewhere
-                raise APIError(410, f"{USER_DELETED}; nothing was recorded") from None
+                raise APIError(410, f"{USER_DELETED}; the reply was not recorded") from None
             services.metrics.turns.labels(target="unknown", outcome="error").inc()
             raise
         _observe(services, result)
@@ -458,7 +458,8 @@ async def _respond(
                     }
                     yield f"data: {json.dumps(usage_chunk)}\n\n"
             elif isinstance(event, ErrorEvent) and stream_deleted(event.error):
-                body_ = error_body(f"{USER_DELETED}; nothing was recorded", "invalid_request_error")
+                gone = f"{USER_DELETED}; the reply was not recorded"
+                body_ = error_body(gone, "invalid_request_error")
                 yield f"data: {json.dumps(body_)}\n\n"
             elif isinstance(event, ErrorEvent):
                 services.metrics.turns.labels(target="unknown", outcome="error").inc()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlmodel import Session, col, delete, func, select
+from sqlmodel import Session, col, delete, func, select, update
 
 from memory.records import experiments
 from memory.records.keys import display_prefix, generate_key, hash_key
@@ -150,6 +151,60 @@ def title_of(text: str) -> str | None:
     return text.strip().splitlines()[0][:80] if text.strip() else None
 
 
+def accept_message(session: Session, *, thread_id: str, user_id: str, user_turn: Turn) -> None:
+    """Persist a user message as its request is accepted, creating the thread on first use.
+
+    Idempotent; :func:`record_exchange` later adds the reply beside it.
+    """
+    _thread(session, thread_id=thread_id, user_id=user_id, first=user_turn)
+    if session.get(Turn, user_turn.id) is None:
+        session.add(user_turn)
+        session.flush()
+
+
+def mark_interrupted(session: Session, *, turn_ids: Sequence[str]) -> int:
+    """Mark user turns whose reply never finished; how many were marked."""
+    if not turn_ids:
+        return 0
+    result = session.exec(
+        update(Turn)
+        .where(col(Turn.id).in_(turn_ids), col(Turn.role) == "user", col(Turn.status).is_(None))
+        .values(status="interrupted")
+    )
+    return int(result.rowcount or 0)
+
+
+def unanswered(session: Session, *, before: datetime) -> list[str]:
+    """User turns created before ``before`` with no reply and no status."""
+    answered = select(Turn.reply_to_id).where(
+        col(Turn.role) == "assistant", col(Turn.reply_to_id).is_not(None)
+    )
+    return list(
+        session.exec(
+            select(Turn.id).where(
+                col(Turn.role) == "user",
+                col(Turn.status).is_(None),
+                col(Turn.external_id).is_(None),  # imported history has no replies to wait for
+                col(Turn.created_at) < before,
+                col(Turn.id).not_in(answered),
+            )
+        ).all()
+    )
+
+
+def _thread(session: Session, *, thread_id: str, user_id: str, first: Turn) -> None:
+    now = utcnow()
+    thread = session.get(Thread, thread_id)
+    if thread is None:
+        title = title_of(first.content)
+        session.add(
+            Thread(id=thread_id, user_id=user_id, title=title, created_at=now, updated_at=now)
+        )
+        session.flush()
+    else:
+        thread.updated_at = now
+
+
 def record_exchange(
     session: Session, *, thread_id: str, user_id: str, user_turn: Turn, assistant_turn: Turn
 ) -> None:
@@ -157,16 +212,7 @@ def record_exchange(
 
     Idempotent: turns whose ids already exist are left as they are.
     """
-    now = utcnow()
-    thread = session.get(Thread, thread_id)
-    if thread is None:
-        title = title_of(user_turn.content)
-        session.add(
-            Thread(id=thread_id, user_id=user_id, title=title, created_at=now, updated_at=now)
-        )
-        session.flush()
-    else:
-        thread.updated_at = now
+    _thread(session, thread_id=thread_id, user_id=user_id, first=user_turn)
     for turn in (user_turn, assistant_turn):
         if session.get(Turn, turn.id) is None:
             session.add(turn)

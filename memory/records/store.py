@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
@@ -114,6 +115,27 @@ class RecordStore:
                 assistant_turn=assistant_turn,
             )
         )
+
+    async def accept_message(self, *, thread_id: str, user_id: str, user_turn: Turn) -> None:
+        """Persist a user message as its request is accepted (before any reply)."""
+        await self.run(
+            lambda s: repo.accept_message(
+                s, thread_id=thread_id, user_id=user_id, user_turn=user_turn
+            )
+        )
+
+    async def mark_interrupted(self, turn_id: str) -> None:
+        """The reply to user turn ``turn_id`` never finished."""
+        await self.run(lambda s: repo.mark_interrupted(s, turn_ids=[turn_id]))
+
+    def sweep_interrupted(self, *, older_than: timedelta) -> int:
+        """Mark user turns left without a reply for ``older_than`` (a crash's leftovers)."""
+        with self.session() as session:
+            marked = repo.mark_interrupted(
+                session, turn_ids=repo.unanswered(session, before=utcnow() - older_than)
+            )
+            session.commit()
+        return marked
 
     async def thread_owner(self, thread_id: str) -> str | None:
         """The user who owns ``thread_id``, or ``None`` if there is no such thread."""

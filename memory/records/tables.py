@@ -133,6 +133,10 @@ class Turn(SQLModel, table=True):
     model_target: str | None = Field(default=None, max_length=200)
     """For an assistant turn: ``base``, ``user:<adapter>`` or ``group:<adapter>``."""
     prompt_version: str | None = Field(default=None, max_length=40)
+    status: str | None = Field(default=None, max_length=16)
+    """For a user turn: ``interrupted`` when its reply never finished (it failed, or the
+    server stopped); ``None`` otherwise. Stored when the request is accepted (migration
+    ``0012``), so a crash mid-reply loses no message."""
     prompt_versions: dict[str, str] | None = Field(default=None, sa_type=sa.JSON)
     """For an assistant turn: the active version of every prompt (migration ``0011``)."""
     prompt_tokens: int | None = None

@@ -20,7 +20,9 @@ def _body(**extra: object) -> dict[str, object]:
 async def _turns(api: Api, user_id: str) -> int:
     with Session(api.services.engine) as session:
         return session.exec(
-            select(func.count()).select_from(Turn).where(Turn.user_id == user_id)
+            select(func.count())
+            .select_from(Turn)
+            .where(Turn.user_id == user_id, Turn.role == "assistant")
         ).one()
 
 
@@ -43,7 +45,7 @@ async def test_a_plain_chat_answers_410_and_a_stream_ends_with_the_reason(
     stream = await asyncio.wait_for(streamed, timeout=30)
     assert stream.status_code == 200  # its headers went out before the deletion
     assert "was deleted" in stream.text and stream.text.rstrip().endswith("data: [DONE]")
-    assert await _turns(api, uid) == 0  # nothing recorded, no foreign-key error
+    assert await _turns(api, uid) == 0  # no reply recorded, no foreign-key error
     assert not api.services.runner._by_user.get(uid)
     backend.gate.set()
 
