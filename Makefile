@@ -16,10 +16,10 @@ export ANONYMIZED_TELEMETRY := False
 # Idle OpenMP threads must not spin (torch on 2 shared cores).
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup lock lockcheck model vllm run test lint typecheck pytest bench clean help
+.PHONY: setup lock lockcheck model vllm run test lint typecheck pytest web-deps bench clean help
 
 help:  ## List the targets.
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # Installs come from requirements.lock (every package pinned with its hash), then Attune
 # itself without resolving anything: a fresh clone gets the same versions next month.
@@ -57,7 +57,14 @@ lint: setup  ## ruff: lint and formatting.
 typecheck: setup  ## mypy --strict over the packages and tests.
 	$(BIN)/mypy api graph memory adapters tools workers evals wiring tests
 
-pytest: model  ## The test suite (unit, contract, integration; needs PostgreSQL for its tests).
+# The browser journeys (tests/integration/test_web_browser.py) drive Debian's chromium with
+# playwright-core; both are installed here when missing (apt needs root or sudo).
+web-deps:  ## Chromium (apt, when missing) and the browser tests' npm packages (npm ci).
+	@test -x /usr/bin/chromium || { if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+		else sudo apt-get update && sudo apt-get install -y chromium; fi; }
+	cd tests/web && npm ci --no-audit --no-fund
+
+pytest: model web-deps  ## The test suite (unit, contract, integration; needs PostgreSQL for its tests).
 	$(BIN)/pytest -q --durations=15
 
 test: lint typecheck pytest  ## Everything CI runs.

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from adapters.backend import ChatBackend
 from api.errors import ERROR_RESPONSES, error_body, install_error_handlers
 from api.routes import (
+    admin,
     chat,
     experiments,
     feedback,
@@ -24,8 +25,10 @@ from api.routes import (
     placements,
     profile,
     prompts,
+    threads,
     training,
     users,
+    web,
 )
 from api.services import open_services
 from memory.retrieval.protocols import Embedder
@@ -76,7 +79,10 @@ def create_app(
         jobs,
         placements,
         experiments,
+        threads,
+        admin,
         health,
+        web,
     )
     for module in routers:
         app.include_router(module.router)
