@@ -405,6 +405,8 @@ async def _respond(
     if isinstance(first, ErrorEvent) and isinstance(first.error, BackendUnavailableError):
         services.metrics.turns.labels(target="unknown", outcome="error").inc()
         raise first.error
+    if isinstance(first, ErrorEvent) and isinstance(first.error, PromptTooLongError):
+        raise turn_errors(first.error) from first.error  # a client mistake: its 400, not a 200
 
     async def turn_events() -> AsyncIterator[Event]:
         yield first

@@ -126,6 +126,20 @@ def check(r: Any) -> None:
     if r.status_code >= 400:
         error = r.json()["error"]
         assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    elif r.headers.get("content-type", "").startswith("text/event-stream"):
+        read_stream(r.text)
+
+
+def read_stream(text: str) -> None:
+    """A 200 stream is read to its end: well-formed events, ``[DONE]`` last, and no error
+    event (a server fault hidden behind the 200 the status check cannot see)."""
+    data = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+    assert data and data[-1] == "[DONE]", text[-500:]
+    chunks = [json.loads(d) for d in data[:-1]]
+    errors = [c["error"] for c in chunks if "error" in c]
+    event(f"stream with {len(errors)} error events")
+    assert not errors, errors
+    assert chunks[-1].get("attune") or chunks[-1].get("usage"), chunks[-1]
 
 
 _fuzz = hypothesis_settings(
@@ -242,3 +256,17 @@ async def test_experiment_routes_never_5xx(fuzz_api: Api, body: Any, stop: Any) 
         url = f"/v1/experiments/{exp_id}/stop"
         check(await fuzz_api.client.post(url, content=encode({"reason": stop}), headers=headers))
         await fuzz_api.client.post(url, headers=headers)
+
+
+@hypothesis_settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=near_valid.map(lambda b: {**b, "stream": True}))
+async def test_streams_are_read_to_their_end_without_error_events(
+    fuzz_api: Api, fuzz_user: tuple[str, str], body: Any
+) -> None:
+    _, key = fuzz_user
+    headers = {"content-type": "application/json", **fuzz_api.auth(key)}
+    check(await fuzz_api.client.post("/v1/chat/completions", content=encode(body), headers=headers))
