@@ -73,8 +73,8 @@ bench: model  ## Benchmarks: generation speed, graph overhead, server start.
 	$(BIN)/python -m evals.bench_local
 	$(BIN)/python -m evals.bench_graph
 	$(BIN)/python -m evals.bench_server
-	$(BIN)/python -m evals.bench_embeddings
-	$(BIN)/python -m evals.bench_workers
+	$(BIN)/python -m evals.bench.embeddings
+	$(BIN)/python -m evals.bench.workers
 
 clean:  ## Remove the virtual environment and local data.
 	rm -rf $(VENV) .attune .mypy_cache .ruff_cache .pytest_cache

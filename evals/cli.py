@@ -96,8 +96,8 @@ def memory(
     ] = True,
 ) -> None:
     """Score memory retrieval on the synthetic dataset (see ``MEMORY_HELP``)."""
-    from evals.memory_data import DATA_PATH, load
-    from evals.memory_eval import run_memory_eval
+    from evals.suites.memory.data import DATA_PATH, load
+    from evals.suites.memory.suite import run_memory_eval
 
     data = load(dataset or DATA_PATH)
     with workdir(data_dir) as work:
@@ -137,7 +137,7 @@ def retrieval_bench(
     data_dir: DataDir = None,
 ) -> None:
     """Time history import and search latency by size (see ``BENCH_HELP``)."""
-    from evals.memory_bench import bench_retrieval
+    from evals.bench.memory import bench_retrieval
 
     try:
         counts = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
@@ -183,7 +183,7 @@ def adapters(
 ) -> None:
     """Train and score per-user adapters (see ``ADAPTERS_HELP``)."""
     from adapters.model_store import resolve_model_dir
-    from evals.adapters_eval import pick_users, run_adapters_eval
+    from evals.suites.adapters.suite import pick_users, run_adapters_eval
 
     try:
         chosen = pick_users(users)
@@ -232,7 +232,7 @@ def preferences(
     """
     import asyncio
 
-    from evals.preference_eval import SPLITS, run
+    from evals.suites.preferences.suite import SPLITS, run
 
     if vectors not in ("deferred", "inline"):
         raise typer.BadParameter("deferred or inline", param_hint="--vectors")
@@ -269,7 +269,7 @@ def persona(json_path: JsonOut = None) -> None:
     Counted with the base model's tokenizer: the bare prompt, the profile alone, the
     profile with memories under the default memory budget, and with all 50 facts.
     """
-    from evals.persona_eval import report, run
+    from evals.suites.persona.suite import report, run
 
     result = run(model_settings())
     write_json(json_path, result)

@@ -53,7 +53,7 @@ def instructions(
     studied since) and per kind (instructions, revocations, look-alikes), then every miss
     and false alarm. ``--cases`` scores a file instead; ``--synthetic`` the generated sets.
     """
-    from evals.instructions_eval import ALL_CASES, Detector, load_cases, report, score
+    from evals.suites.instructions.suite import ALL_CASES, Detector, load_cases, report, score
     from memory.persona.instructions import detect_instructions
 
     detect: Detector = detect_instructions
@@ -65,7 +65,7 @@ def instructions(
         raise typer.BadParameter("rules or classifier", param_hint="--detector")
 
     if synthetic:
-        from evals.instructions_synthetic import synthetic_cases
+        from evals.suites.instructions.synthetic import synthetic_cases
 
         sets = {
             "heldout (headline)": synthetic_cases("heldout"),

@@ -72,11 +72,11 @@ def locomo(
     """Score LoCoMo evidence recall (see ``LOCOMO_HELP``).
 
     With ``--answer-url`` and ``--answer-model``, also answer accuracy
-    (``evals.locomo_answers``); the endpoints' API key, if any, is read from the
+    (``evals.suites.locomo.answers``); the endpoints' API key, if any, is read from the
     ``ATTUNE_EVAL_API_KEY`` environment variable.
     """
-    from evals.locomo_data import load
-    from evals.locomo_eval import run_locomo_eval
+    from evals.suites.locomo.data import load
+    from evals.suites.locomo.suite import run_locomo_eval
 
     if (answer_url is None) != (answer_model is None):
         raise typer.BadParameter("give both --answer-url and --answer-model, or neither")
@@ -127,12 +127,12 @@ def _answer_accuracy(
     k: int,
     limit: int | None,
 ) -> Any:
-    """Answer accuracy over the report's questions (``evals.locomo_answers``)."""
+    """Answer accuracy over the report's questions (``evals.suites.locomo.answers``)."""
     import os
 
     from tqdm import tqdm
 
-    from evals.locomo_answers import judge_questions
+    from evals.suites.locomo.answers import judge_questions
     from memory.extraction.llm import openai_chat
 
     key = os.environ.get("ATTUNE_EVAL_API_KEY")

@@ -36,9 +36,9 @@ def replay(
     import asyncio
 
     from evals.cli_support import model_settings, settings_for, workdir
-    from evals.preference_eval import SPLITS
     from evals.replay import replay as run_replay
     from evals.suites import record
+    from evals.suites.preferences.suite import SPLITS
     from graph.experiments import Arm
     from memory.records import experiments as records
     from memory.records.db import open_engine

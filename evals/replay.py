@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from evals.compare import Comparison, compare
-from evals.preference_data import Split
-from evals.preference_eval import run as run_preferences
 from evals.runs import EvalRun
 from evals.suites import preferences_run
+from evals.suites.preferences.data import Split
+from evals.suites.preferences.suite import run as run_preferences
 from graph.experiments import GRAPH_KEYS, Arm, ArmSettings, graph_settings
 from wiring.settings import Settings
 

@@ -9,7 +9,7 @@ the question's evidence:
 
 - LoCoMo's development conversations (real chats between two named people; categories 1-4);
 - the synthetic suite (``evals/data/memory_v1.json``), episodic search as its headline.
-  Only its dev cell (dev users asked with dev templates, ``evals.memory_sweep.cell``) is
+  Only its dev cell (dev users asked with dev templates, ``evals.suites.memory.sweep.cell``) is
   ever trained on; its test cell stays held out for ``attune eval memory``.
 
 Held-out figures, printed beside the fused order's on the same questions:
@@ -39,11 +39,11 @@ from sqlmodel import Session
 from tqdm import tqdm
 
 from evals.cli_support import settings_for
-from evals.locomo_data import load as load_locomo
-from evals.memory_data import DATA_PATH
-from evals.memory_data import load as load_synthetic
-from evals.memory_eval import import_dataset
-from evals.memory_sweep import cell, dev_users
+from evals.suites.locomo.data import load as load_locomo
+from evals.suites.memory.data import DATA_PATH
+from evals.suites.memory.data import load as load_synthetic
+from evals.suites.memory.suite import import_dataset
+from evals.suites.memory.sweep import cell, dev_users
 from memory.history import import_history
 from memory.records import db, repo
 from memory.retrieval.rerank import FEATURES, WEIGHTS, LinearReranker, features

@@ -5,7 +5,7 @@ in a lead-in and a trailer. Templates and slot values (names, languages, tones) 
 once into ``train`` and ``heldout`` by a stable hash, so the held-out figure measures
 phrasings and values the classifier never saw. The templates
 (``instructions_templates.txt``) were written from the profile's vocabulary; a few standing
-rules echo the already-seen ``dev``/``test`` cases of ``evals/instructions_data.py``, and the
+rules echo the already-seen ``dev``/``test`` cases of ``evals/suites/instructions/data.py``, and the
 kinds of miss issue 12 names from ``holdout2`` (typos aside) are covered by rephrasings, not
 copies, so ``holdout2`` is no longer a blind set for this detector.
 

@@ -46,7 +46,7 @@ class MiniLMEmbedder:
 
     On this project's shared 2-core machine the torch backend embeds about 120-250 short
     texts (~15 words) per second and a query in ~20 ms; ONNX Runtime a query in ~8 ms;
-    ``evals/bench_embeddings.py`` measures both. With two torch threads and busy
+    ``evals/bench/embeddings.py`` measures both. With two torch threads and busy
     neighbours, OpenMP's spinning threads can slow a one-text query from ~20 ms to
     ~500 ms: entry points should set ``OMP_WAIT_POLICY=PASSIVE`` before torch loads, or
     use one torch thread. Speed-ups that change the vectors (int8 quantization) are

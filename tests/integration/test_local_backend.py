@@ -21,7 +21,7 @@ from adapters.errors import AdapterNotFoundError
 from adapters.local import LocalChatModel
 from adapters.model_store import MARKER_FILE, ensure_base_model
 from adapters.streaming import GenerationResult
-from evals.loras import random_lora
+from evals.bench.loras import random_lora
 
 pytestmark = pytest.mark.model
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from evals.locomo_baselines import BASELINES, BM25
-from evals.locomo_data import CATEGORIES, load
-from evals.locomo_eval import KS, RERANK_HELD_OUT, run_locomo_eval
 from evals.suites import locomo_run
+from evals.suites.locomo.baselines import BASELINES, BM25
+from evals.suites.locomo.data import CATEGORIES, load
+from evals.suites.locomo.suite import KS, RERANK_HELD_OUT, run_locomo_eval
 from memory.records import db
 from memory.service import MemoryService
 from tests.conftest import shared_embedder

@@ -13,11 +13,11 @@ from dataclasses import replace
 from sqlmodel import Session, func, select
 
 from api.protocol_memory import HistoryImport
-from evals.memory_data import DATA_PATH, generate, load
-from evals.memory_eval import KIND_SETS, KS, MODES, import_dataset, run_memory_eval
 from evals.runs import load as load_run
 from evals.runs import save
 from evals.suites import memory_run
+from evals.suites.memory.data import DATA_PATH, generate, load
+from evals.suites.memory.suite import KIND_SETS, KS, MODES, import_dataset, run_memory_eval
 from memory.records.db import open_engine
 from memory.records.tables import Memory
 from tests.conftest import shared_embedder
@@ -27,7 +27,7 @@ from wiring.settings import Settings
 
 def test_the_versioned_dataset_matches_its_generator_and_the_http_shape() -> None:
     data = load()
-    assert data.to_json() == generate().to_json(), "run: python -m evals.memory_data --write"
+    assert data.to_json() == generate().to_json(), "run: python -m evals.suites.memory.data --write"
     assert DATA_PATH.stat().st_size < 2_000_000
     assert len(data.users) >= 8 and len(data.questions) >= 300
     assert {"current", "past", "lexical", "multi"} <= {q.category for q in data.questions}

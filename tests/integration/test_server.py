@@ -248,8 +248,8 @@ def test_locomo_answers_and_verdicts_come_from_an_openai_compatible_endpoint(
     answerer and judge (a 135M model's verdicts mean nothing: only the plumbing is tested)."""
     from datetime import UTC, datetime
 
-    from evals.locomo_answers import judge_questions
-    from evals.locomo_data import LocomoQuestion
+    from evals.suites.locomo.answers import judge_questions
+    from evals.suites.locomo.data import LocomoQuestion
     from memory.extraction.llm import openai_chat
     from memory.views import MemoryView
 

@@ -22,7 +22,7 @@ from adapters.model_store import resolve_model_dir
 from adapters.quality_gate import Scorer
 from adapters.sft import train_sft
 from adapters.training import RunSpec, last_checkpoint
-from evals.adapters_data import USERS, user_data
+from evals.suites.adapters.data import USERS, user_data
 from tests.tiny_lm import build_tiny_lm
 from wiring.settings import Settings
 

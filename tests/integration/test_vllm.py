@@ -24,7 +24,7 @@ from adapters.config import ModelSettings
 from adapters.errors import AdapterNotFoundError
 from adapters.local import LocalChatModel
 from adapters.vllm_backend import VllmBackend
-from evals.loras import random_lora
+from evals.bench.loras import random_lora
 from tests.conftest import ADMIN_KEY, Api, open_api
 from tests.vllm_server import VllmServer, free_port
 from wiring.settings import Settings

@@ -26,7 +26,7 @@ from adapters.local import LocalChatModel
 from adapters.vllm_backend import VllmBackend
 from adapters.vllm_resolver import MANIFEST
 from adapters.vllm_store import AdapterStore
-from evals.loras import random_lora
+from evals.bench.loras import random_lora
 from tests.vllm_server import SWEEP_S, VllmServer
 
 pytestmark = [pytest.mark.model, pytest.mark.vllm]

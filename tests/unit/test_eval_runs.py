@@ -115,8 +115,8 @@ def test_for_a_lower_is_better_metric_a_rise_is_the_regression() -> None:
 
 
 def test_the_adapters_and_persona_figures_become_runs_with_one_case_each() -> None:
-    from evals.adapters_eval import AdaptersReport, UserResult
     from evals.suites import adapters_run, persona_run
+    from evals.suites.adapters.suite import AdaptersReport, UserResult
 
     sft = {"heldout_ppl_change_vs_base": -0.3, "general_ppl_change": 0.01, "passed": True}
     dpo = {

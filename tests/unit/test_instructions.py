@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from evals.instructions_data import CASES
-from evals.instructions_eval import matches, score
+from evals.suites.instructions.data import CASES
+from evals.suites.instructions.suite import matches, score
 from memory.persona.document import apply_updates, directives, instruction_texts, normalize
 from memory.persona.instructions import ProfileUpdate, detect_instructions
 from memory.persona.style import compute_style, style_hints

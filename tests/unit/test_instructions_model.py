@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evals.instructions_eval import load_cases, score
+from evals.suites.instructions.suite import load_cases, score
 from memory.persona.instructions_gen import LABELS, compound, examples, split_of
 from memory.persona.instructions_model import (
     ClassifierDetector,

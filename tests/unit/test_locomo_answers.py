@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from evals.locomo_answers import context, judge_questions, verdict
-from evals.locomo_data import LocomoQuestion
+from evals.suites.locomo.answers import context, judge_questions, verdict
+from evals.suites.locomo.data import LocomoQuestion
 from memory.views import MemoryView
 from tests.fakes import ScriptedChatModel
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.placement_sim import (
+from evals.bench.placement import (
     Population,
     adapter_stream,
     home_replicas,
@@ -84,6 +84,6 @@ def test_a_replica_slice_holds_only_adapters_homed_on_that_replica() -> None:
 
 
 def test_realistic_names_map_distinct_ids_in_order_and_wrap() -> None:
-    from evals.bench_serving import realistic_names
+    from evals.bench.serving import realistic_names
 
     assert realistic_names([7, 3, 7, 9, 5], ["a", "b", "c"]) == ["a", "b", "a", "c", "a"]

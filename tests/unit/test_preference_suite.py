@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from evals.preference_data import chats, holds, make_user, topics
-from evals.preference_eval import WORD_LIMIT, run
 from evals.suites import preferences_run
+from evals.suites.preferences.data import chats, holds, make_user, topics
+from evals.suites.preferences.suite import WORD_LIMIT, run
 from wiring.settings import Settings
 
 

@@ -10,7 +10,7 @@ each alike:
 Texts are about 15 words, like most memories. ``query`` is the median latency of
 embedding one text, which is what a turn pays before retrieval.
 
-Run with ``python -m evals.bench_embeddings`` (``--help`` for options). On a machine
+Run with ``python -m evals.bench.embeddings`` (``--help`` for options). On a machine
 shared with other busy processes, run it with ``OMP_WAIT_POLICY=PASSIVE`` in the
 environment as well, and compare: torch's OpenMP threads otherwise spin while waiting.
 """

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evals.instructions_data import CASES, Case, Expected
-from evals.instructions_holdout2 import CASES_HOLDOUT2
+from evals.suites.instructions.data import CASES, Case, Expected
+from evals.suites.instructions.holdout2 import CASES_HOLDOUT2
 from memory.persona.instructions import ProfileUpdate, detect_instructions
 
 Detector = Callable[[str], list[ProfileUpdate]]

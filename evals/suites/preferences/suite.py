@@ -1,7 +1,7 @@
 """Preference surfacing: is a preference stated once in the prompt when a question needs it?
 
 Drives the stack ``attune serve`` runs (``wiring.stack``), in process: for each synthetic
-user (``evals.preference_data``) it creates the user, imports ~340 turns of history as
+user (``evals.suites.preferences.data``) it creates the user, imports ~340 turns of history as
 ``POST /v1/users/{id}/history`` does, and *at once*, without waiting for anything the import
 leaves to the background, previews each of the 20 questions as ``POST /prompt/preview``
 does (``TurnRunner.preview``). A
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from evals.preference_data import Split, UserHistory, holds, make_user
+from evals.suites.preferences.data import Split, UserHistory, holds, make_user
 from graph.runner import ChatMessage, TurnRequest
 from graph.state import GenerationParams
 from memory.history import ImportSession, ImportTurn, import_history

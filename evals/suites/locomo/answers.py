@@ -22,7 +22,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from evals.locomo_data import CATEGORIES, LocomoQuestion
+from evals.suites.locomo.data import CATEGORIES, LocomoQuestion
 from memory.views import MemoryView
 
 ANSWER_SYSTEM = (

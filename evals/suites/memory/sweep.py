@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from evals import memory_phrases as P
-from evals.memory_data import Question
+from evals.suites.memory import phrases as P
+from evals.suites.memory.data import Question
 from memory.service import MemoryService
 
 KINDS = ["episodic"]

@@ -12,7 +12,7 @@ another (``redis://127.0.0.1:6379/12``).
   (``workers.handlers.distill``: semantic memories and style statistics) on the same
   number of turns, called directly one after another.
 
-    python -m evals.bench_workers --turns 30 --jobs 200
+    python -m evals.bench.workers --turns 30 --jobs 200
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Written blind (without seeing the rules or the other cases).
 
 from __future__ import annotations
 
-from evals.instructions_data import Case
+from evals.suites.instructions.data import Case
 
 NAME = "preferred_name"
 CASES_HOLDOUT2: tuple[Case, ...] = (

@@ -1,13 +1,13 @@
 """LoCoMo evidence recall: Attune driven as the held-out evaluation drives it, beside baselines.
 
-For each conversation (``evals.locomo_data``): a fresh Attune user, its sessions imported
+For each conversation (``evals.suites.locomo.data``): a fresh Attune user, its sessions imported
 the way ``POST /v1/users/{id}/history`` does (``import_history`` then
 ``MemoryService.import_turns``, the route's own calls), and every question of categories
 1-4 sent at once to ``MemoryService.search(k=20)``, the call behind
 ``GET /memories/search`` — no waiting for deferred vectors. A question scores the share
 of its evidence ``dia_id`` s among the ``sources[].external_id`` of the top k results.
 The same questions are asked again once every vector is written, and to the BM25, dense
-and fusion baselines (``evals.locomo_baselines``) in the same run.
+and fusion baselines (``evals.suites.locomo.baselines``) in the same run.
 
 Conversations are the split. The defaults were chosen on the development conversations,
 so the figure nothing was tuned on is the leave-one-conversation-out line: for each
@@ -24,9 +24,9 @@ from typing import Any
 
 from sqlmodel import Session
 
-from evals.locomo_baselines import BASELINES, baseline_rankings
-from evals.locomo_data import CATEGORIES, Conversation, LocomoQuestion
 from evals.stats import percentile
+from evals.suites.locomo.baselines import BASELINES, baseline_rankings
+from evals.suites.locomo.data import CATEGORIES, Conversation, LocomoQuestion
 from memory.history import import_history
 from memory.records import repo
 from memory.service import MemoryService
@@ -180,7 +180,7 @@ def run_locomo_eval(
     Args:
         memory: The memory service under test (its settings are the defaults scored;
             they are restored after the sweep). Use one over a fresh data directory.
-        conversations: The conversations (``evals.locomo_data.load``).
+        conversations: The conversations (``evals.suites.locomo.data.load``).
         sweep: Also choose among ``SWEEP`` per held-out conversation.
 
     Returns:

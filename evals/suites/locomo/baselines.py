@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from evals.locomo_data import LocomoTurn
+from evals.suites.locomo.data import LocomoTurn
 from memory.retrieval.fusion import reciprocal_rank_fusion
 from memory.retrieval.protocols import Embedder
 

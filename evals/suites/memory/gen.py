@@ -3,7 +3,7 @@
 Every statement of a fact is a user turn made from a template in ``memory_phrases``; the
 template's answer-bearing fields (``FIELD_FACTS``) tag the turn with the facts it states,
 and a question's gold is every turn tagged with the facts it asks about. Only
-``evals.memory_data.generate`` should call this module.
+``evals.suites.memory.data.generate`` should call this module.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from evals import memory_phrases as P
-from evals.memory_data import DataSession, DataTurn, DataUser, Question
+from evals.suites.memory import phrases as P
+from evals.suites.memory.data import DataSession, DataTurn, DataUser, Question
 
 FIELD_FACTS = {
     **dict.fromkeys(["role0", "a_role0", "emp0"], "job0"),

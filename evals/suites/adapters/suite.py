@@ -1,6 +1,6 @@
 """``attune eval adapters``: do per-user adapters learn a style without forgetting?
 
-For each synthetic user of ``evals.adapters_data`` (terse, pirate, emoji, formal): build
+For each synthetic user of ``evals.suites.adapters.data`` (terse, pirate, emoji, formal): build
 and write a scrubbed dataset snapshot, hold out a quarter of the questions by id, train
 an SFT adapter and a DPO adapter (on ``--dpo-pairs`` pairs) on the rest, then measure on
 the held-out questions:
@@ -12,7 +12,7 @@ the held-out questions:
   reward accuracy (the gate's figure),
 * the gate's verdict and the wall time and steps of each job.
 
-Runs as ``attune eval adapters`` or ``python -m evals.adapters_eval --model-dir DIR``
+Runs as ``attune eval adapters`` or ``python -m evals.suites.adapters.suite --model-dir DIR``
 (the latter needs no database or settings, e.g. on a GPU machine).
 """
 
@@ -43,7 +43,7 @@ from adapters.quality_gate import (
 )
 from adapters.sft import train_sft
 from adapters.training import RunSpec, TrainingResult
-from evals.adapters_data import USERS, StyledUser, user_data
+from evals.suites.adapters.data import USERS, StyledUser, user_data
 
 HELD_OUT = 0.25
 TARGET_STYLE_DROP = 0.20

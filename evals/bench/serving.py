@@ -1,13 +1,13 @@
 """Serving throughput through vLLM: the base model vs requests that each name an adapter.
 
-``attune bench serving`` (or ``python -m evals.bench_serving``) starts one vLLM server from
+``attune bench serving`` (or ``python -m evals.bench.serving``) starts one vLLM server from
 its cached venv (or uses ``--url``), publishes N random rank-8 LoRA adapters through the
 ``vllm`` backend (loads verified, as promotion does), then measures, in the same run:
 
 * throughput (completion tokens/s) of the base model and of requests that each name the
   next of N distinct adapters, at 1, 8 and 32 concurrent streams, and their ratio;
 * realistic traffic: the adapters one replica is asked for, in order, when a Zipf
-  population is routed by affinity (``evals.placement_sim.replica_slice``: most requests
+  population is routed by affinity (``evals.bench.placement.replica_slice``: most requests
   on group adapters, the most active users on their own), each distinct adapter of the
   slice mapped to one of the published ones, as a ratio to base at each stream count;
 * publication: time to publish (load + verify) and the time to the first streamed token of
@@ -15,7 +15,7 @@ its cached venv (or uses ``--url``), publishes N random rank-8 LoRA adapters thr
 
 Every request forces its length (``ignore_eos``), so each cell generates the same tokens.
 The placement simulation at scale (Zipf users, group adapters) is ``attune bench placement``
-(``evals/placement_sim.py``).
+(``evals/bench/placement.py``).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from adapters.config import ModelSettings
 from adapters.model_store import resolve_model_dir
 from adapters.vllm_backend import VllmBackend
 from adapters.vllm_server import ensure_venv, server_command, start, stop, venv_dir, wait_ready
-from evals.loras import random_lora
-from evals.placement_sim import Population, replica_slice
+from evals.bench.loras import random_lora
+from evals.bench.placement import Population, replica_slice
 from wiring.settings import load_settings
 
 PROMPT: list[ChatCompletionMessageParam] = [

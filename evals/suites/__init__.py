@@ -164,7 +164,7 @@ def instructions_run(
     sets: Mapping[str, Sequence[Any]], detect: Any, detector: str, dataset: str
 ) -> EvalRun:
     """``attune eval instructions`` as a run: one case per phrasing, scored alone."""
-    from evals.instructions_eval import score
+    from evals.suites.instructions.suite import score
 
     cases = []
     tp = fp = fn = 0

@@ -3,7 +3,7 @@
 Statements (``S_*``) are what a user says; questions (``Q_*``) ask for the same fact in other
 words, so that word overlap alone rarely finds the answer; acknowledgements (``ACK_*``) are
 the assistant's replies and never repeat the answer itself. Placeholders are
-``str.format`` fields filled from a user's profile (see ``evals.memory_data``).
+``str.format`` fields filled from a user's profile (see ``evals.suites.memory.data``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Memory retrieval eval: recall of the gold source turns, hybrid against its own parts.
 
-Imports the synthetic dataset (``evals.memory_data``) into a fresh data directory through
+Imports the synthetic dataset (``evals.suites.memory.data``) into a fresh data directory through
 the same path as ``POST /v1/users/{id}/history`` (``import_history`` then
 ``MemoryService.index_turns``), distills semantic memories, then asks every question in
 three modes — ``hybrid`` and the two single-retriever baselines ``dense`` and ``lexical`` —
@@ -23,9 +23,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from tqdm import tqdm
 
-from evals.memory_data import DataUser, MemoryDataset, Question
-from evals.memory_sweep import cell, dev_users, fusion_sweep, sweep_table
 from evals.stats import paired_bootstrap, percentile
+from evals.suites.memory.data import DataUser, MemoryDataset, Question
+from evals.suites.memory.sweep import cell, dev_users, fusion_sweep, sweep_table
 from memory.history import ImportSession, ImportTurn, import_history
 from memory.records import db, repo
 from memory.records.tables import Turn, User
@@ -84,7 +84,7 @@ class RunResult:
     by_category: dict[str, float]
     """Recall@10 per question category."""
     held_out: float | None
-    """Recall@10 on test users asked with test templates (``evals.memory_sweep.cell``):
+    """Recall@10 on test users asked with test templates (``evals.suites.memory.sweep.cell``):
     the figure no setting was chosen on."""
     per_question: list[dict[int, float]] = field(repr=False)
 
@@ -104,7 +104,7 @@ class MemoryEvalReport:
     user_ids: dict[str, str] = field(default_factory=dict)
     """Dataset user key → Attune user id."""
     sweep: dict[str, Any] | None = None
-    """What-if fusion settings (``evals.memory_sweep``), when asked for."""
+    """What-if fusion settings (``evals.suites.memory.sweep``), when asked for."""
 
     def result(self, kinds: str, mode: str) -> RunResult:
         """The result for ``kinds`` and ``mode``."""
@@ -333,11 +333,11 @@ def run_memory_eval(
     Args:
         settings: Where to work (use a fresh data directory: figures on a directory that
             holds other data are not comparable) and the retrieval settings under test.
-        dataset: Users, histories and questions (``evals.memory_data.load()``).
+        dataset: Users, histories and questions (``evals.suites.memory.data.load()``).
         limit_questions: Ask only the first N questions.
         embedder: A loaded embedder to share (tests); default: the configured one.
         distill: Also distill semantic memories, for the all-kinds line.
-        sweep: Also score what-if fusion settings (``evals.memory_sweep``).
+        sweep: Also score what-if fusion settings (``evals.suites.memory.sweep``).
         progress: Show progress bars.
 
     Returns:

@@ -8,7 +8,7 @@ and, labelled as such, on the ``train`` split it was fitted to.
 
 from __future__ import annotations
 
-from evals.instructions_data import Case
+from evals.suites.instructions.data import Case
 from memory.persona.instructions_gen import Split, compound, examples
 
 

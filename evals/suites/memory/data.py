@@ -10,8 +10,8 @@ fact the latest statement; for "before X" questions the older one).
 
 The dataset is versioned as a file so that figures stay comparable across changes::
 
-    python -m evals.memory_data --write    # regenerate evals/data/memory_v1.json
-    python -m evals.memory_data --check    # the file matches the generator
+    python -m evals.suites.memory.data --write    # regenerate evals/data/memory_v1.json
+    python -m evals.suites.memory.data --check    # the file matches the generator
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from evals import DATA_DIR
+
 DATASET_VERSION = "memory_v1"
 SEED = 20_260_301
 N_USERS = 10
-DATA_PATH = Path(__file__).with_name("data") / f"{DATASET_VERSION}.json"
+DATA_PATH = DATA_DIR / f"{DATASET_VERSION}.json"
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,7 @@ def dump(dataset: MemoryDataset, path: Path = DATA_PATH) -> None:
 
 def generate(seed: int = SEED, n_users: int = N_USERS) -> MemoryDataset:
     """Build the dataset; the same ``seed`` always gives the same dataset."""
-    from evals.memory_gen import generate_users
+    from evals.suites.memory.gen import generate_users
 
     users, questions = generate_users(random.Random(seed), n_users)
     return MemoryDataset(DATASET_VERSION, seed, tuple(users), tuple(questions))
@@ -227,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {DATA_PATH} ({DATA_PATH.stat().st_size / 1e6:.2f} MB): {summary}")
     elif args.check:
         if load().to_json() != dataset.to_json():
-            print(f"{DATA_PATH} is stale: run python -m evals.memory_data --write")
+            print(f"{DATA_PATH} is stale: run python -m evals.suites.memory.data --write")
             return 1
         print(f"{DATA_PATH} is current: {summary}")
     else:

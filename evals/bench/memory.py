@@ -38,10 +38,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from tqdm import tqdm
 
-from evals import memory_phrases as P
-from evals.memory_data import MemoryDataset, load
-from evals.memory_eval import MODES, import_sessions, machine
 from evals.stats import percentile
+from evals.suites.memory import phrases as P
+from evals.suites.memory.data import MemoryDataset, load
+from evals.suites.memory.suite import MODES, import_sessions, machine
 from memory.extraction.extractor import content_hash
 from memory.history import ImportSession, import_history
 from memory.records import db, repo
@@ -357,7 +357,7 @@ def bench_retrieval(
         queries: Searches per mode and size (the dataset's questions, cycled).
         settings: Where to work (a fresh data directory); default: a temporary one.
         embedder: A loaded embedder to share; default: the configured one.
-        dataset: Source of turns and questions; default: ``evals.memory_data.load()``.
+        dataset: Source of turns and questions; default: ``evals.suites.memory.data.load()``.
         pool: Distinct texts embedded for real; larger sizes reuse their vectors.
         import_turns: Turns in the timed import.
         k: Results per search.

@@ -27,9 +27,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
+from evals import DATA_DIR
+
 Split = Literal["tune", "seen", "seen2", "seen3", "report"]
 
-DATA = Path(__file__).with_name("data")
+DATA = DATA_DIR
 TOPICS_PATH = DATA / "preference_topics_v1.txt"
 SECOND_TOPICS_PATH = DATA / "preference_topics_v2.txt"
 THIRD_TOPICS_PATH = DATA / "preference_topics_v3.txt"

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.datasets import PreferencePair, SFTExample
+from evals import DATA_DIR
 
-QA_PATH = Path(__file__).parent / "data" / "adapters_qa_v1.jsonl"
+QA_PATH = DATA_DIR / "adapters_qa_v1.jsonl"
 """Everyday questions with neutral answers, written for this eval (versioned)."""
 
 

@@ -1,0 +1,1 @@
+"""The ``adapters`` suite: its run (``suite``) and its data."""

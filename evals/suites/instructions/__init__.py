@@ -1,0 +1,1 @@
+"""The ``instructions`` suite: its run (``suite``) and its data."""

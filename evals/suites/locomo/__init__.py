@@ -1,0 +1,1 @@
+"""The ``locomo`` suite: its run (``suite``) and its data."""

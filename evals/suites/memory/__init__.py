@@ -1,0 +1,1 @@
+"""The ``memory`` suite: its run (``suite``) and its data."""

@@ -1,0 +1,1 @@
+"""The ``persona`` suite: its run (``suite``) and its data."""

@@ -1,0 +1,1 @@
+"""The ``preferences`` suite: its run (``suite``) and its data."""
