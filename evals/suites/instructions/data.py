@@ -6,9 +6,9 @@ standing rules (``instructions``/``add``) as a substring of the detected rule. L
 expect nothing. Written by hand for this project; ``split``: ``dev`` and ``test`` were both
 seen while the rules were written (so their scores are optimistic); ``holdout1`` cases were
 written afterwards and scored once (precision 1.000, recall 0.524), then the rules were
-widened for its misses, so it is seen now too; ``holdout2`` (``evals/suites/instructions/holdout2.py``)
-was written blind by someone who never saw the rules or these cases, and scored once: the
-honest estimate.
+widened for its misses, so it is seen now too; ``holdout2``
+(``evals/suites/instructions/holdout2.py``) was written blind by someone who never saw the
+rules or these cases, and scored once: the honest estimate.
 """
 
 from __future__ import annotations
