@@ -63,6 +63,11 @@ def text_of(message: BaseMessage) -> str:
     return message.content if isinstance(message.content, str) else message.text
 
 
+def storable(text: str) -> str:
+    """Model output as every store keeps it: PostgreSQL text holds no NUL character."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _new_message(state: TurnState) -> str:
     if not state.messages or not isinstance(state.messages[-1], HumanMessage):
         raise ValueError("a turn must end with a user message")
@@ -263,7 +268,7 @@ async def generate(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str,
         if chunk.text:
             if first is None:
                 first = time.perf_counter()
-            runtime.stream_writer({"type": "token", "text": chunk.text})
+            runtime.stream_writer({"type": "token", "text": storable(chunk.text)})
     end = time.perf_counter()
     tool_calls = getattr(message, "tool_calls", None) if message is not None else None
     if may_call_tools and tool_calls:
@@ -274,7 +279,7 @@ async def generate(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str,
         }
     usage_meta = dict(getattr(message, "usage_metadata", None) or {})
     finish_reason = (message.response_metadata.get("finish_reason") if message else None) or "stop"
-    reply = message.text if message is not None else ""
+    reply = storable(message.text) if message is not None else ""
     usage = Usage(
         prompt_tokens=int(usage_meta.get("input_tokens", state.prompt_tokens_estimate)),
         completion_tokens=int(usage_meta.get("output_tokens", 0)),

@@ -59,9 +59,23 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+MIGRATION_LOCK = 0x61747475  # "attu": the advisory lock every process migrates under
+"""Several processes starting on one empty PostgreSQL database (two API replicas, the
+workers) would each create the tables; under this lock one migrates and the others then
+find the schema current."""
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (idempotent)."""
-    command.upgrade(alembic_config(engine), revision)
+    """Bring the schema to ``revision`` (idempotent; serialized across processes)."""
+    if engine.dialect.name != "postgresql":  # SQLite: one process owns the file
+        command.upgrade(alembic_config(engine), revision)
+        return
+    with engine.connect() as lock:
+        lock.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        finally:
+            lock.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
 
 
 def current_revision(engine: Engine) -> str | None:
