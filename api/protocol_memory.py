@@ -94,6 +94,9 @@ class HistoryImported(BaseModel):
     turns_skipped: int
     thread_ids: dict[str, str]
     """Session id → Attune thread id."""
+    job_id: str | None = None
+    """The background distillation of the new turns (``GET /v1/jobs/{id}``); ``None``
+    when nothing new was imported."""
 
 
 class MemoryOut(BaseModel):

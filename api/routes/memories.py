@@ -75,13 +75,14 @@ async def import_sessions(
         return result
 
     result = await asyncio.to_thread(work)
-    await asyncio.to_thread(submit.distill, services.jobs, result.new_turns)
+    job = await asyncio.to_thread(submit.distill, services.jobs, result.new_turns)
     return HistoryImported(
         sessions=result.sessions,
         threads_created=result.threads_created,
         turns_imported=result.turns_imported,
         turns_skipped=result.turns_skipped,
         thread_ids=result.thread_ids,
+        job_id=job.id if job is not None else None,
     )
 
 

@@ -63,6 +63,9 @@ async def test_import_is_searchable_at_once_and_idempotent(api: Api) -> None:
     again = await _import(api, uid, key)
     assert (again["turns_imported"], again["turns_skipped"], again["threads_created"]) == (0, 4, 0)
     assert again["thread_ids"] == first["thread_ids"]
+    job = await api.client.get(f"/v1/jobs/{first['job_id']}", headers=api.auth(key))
+    assert job.json()["kind"] == "distill"  # the import's background work, to follow
+    assert again["job_id"] is None  # nothing new: nothing to distill
 
 
 async def test_distilled_facts_supersede_with_history(worker_api: Api) -> None:

@@ -34,10 +34,22 @@ function importCard(base) {
     progress.removeAttribute("value");
     try {
       const done = await api(`${base}/history`, { method: "POST", body });
-      progress.value = 1;
-      const text = `Imported ${done.turns_imported} turns from ${done.sessions} sessions (${done.threads_created} new threads, ${done.turns_skipped} already there). They are searchable now; facts are distilled in the background.`;
+      const text = `Imported ${done.turns_imported} turns from ${done.sessions} sessions (${done.threads_created} new threads, ${done.turns_skipped} already there). They are searchable now.`;
       out.append(h("p", { text }));
       announce(text);
+      if (done.job_id) {
+        const status = h("p", { role: "status", text: "Distilling facts…" });
+        out.append(status);
+        progress.value = 0;
+        const job = await followJob(done.job_id, (j) => {
+          progress.value = j.progress ?? 0;
+          status.textContent = `Distilling facts: ${Math.round(100 * (j.progress ?? 0))}% (${j.status})`;
+        });
+        progress.value = 1;
+        status.textContent = job.status === "succeeded" ? "Facts distilled." : `Distillation ${job.status}: ${job.error ?? ""}`;
+      } else {
+        progress.value = 1;
+      }
     } catch (err) {
       progress.hidden = true;
       out.append(errorBox(err));
