@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine
 
@@ -42,22 +43,27 @@ class ExperimentBook:
                 self._read_at = time.monotonic()
             return self._cached
 
-    def assign_now(
-        self, user_id: str, group_id: str | None, turn_id: str | None
-    ) -> list[Assignment]:
-        """The user's arms now; an exposure per arm for ``turn_id`` unless ``None``."""
-        assigned = assignments(self.current(), user_id, group_id, utcnow())
-        if assigned and turn_id is not None:
-            arms = {a["experiment_id"]: a["arm"] for a in assigned}
-            records.expose(self.engine, turn_id=turn_id, user_id=user_id, arms=arms)
-        return assigned
+    def assign_now(self, user_id: str, group_id: str | None) -> list[Assignment]:
+        """The user's arms now (from the cached list: no query most turns)."""
+        return assignments(self.current(), user_id, group_id, utcnow())
 
-    async def assign(
-        self, user_id: str, group_id: str | None, turn_id: str | None
-    ) -> list[Assignment]:
-        """:meth:`assign_now` in a worker thread."""
-        return await asyncio.to_thread(self.assign_now, user_id, group_id, turn_id)
+    async def assign(self, user_id: str, group_id: str | None) -> list[Assignment]:
+        """:meth:`assign_now`; in a worker thread only when the list is read again."""
+        if time.monotonic() - self._read_at < self.refresh_s:
+            return self.assign_now(user_id, group_id)
+        return await asyncio.to_thread(self.assign_now, user_id, group_id)
 
-    async def failed(self, turn_id: str) -> None:
-        """Mark the turn's exposures ``error``."""
-        await asyncio.to_thread(records.mark_failed, self.engine, turn_id)
+    async def expose(
+        self, turn_id: str, user_id: str, arms: Sequence[Assignment], *, failed: bool = False
+    ) -> None:
+        """Record the turn's exposures (written after its reply, off the first token's path)."""
+        if arms:
+            chosen = {a["experiment_id"]: a["arm"] for a in arms}
+            await asyncio.to_thread(
+                records.expose,
+                self.engine,
+                turn_id=turn_id,
+                user_id=user_id,
+                arms=chosen,
+                failed=failed,
+            )

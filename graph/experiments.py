@@ -145,14 +145,14 @@ class RunningExperiment(Protocol):
 class ExperimentSource(Protocol):
     """The running experiments, and where exposures are recorded (``load_context``)."""
 
-    async def assign(
-        self, user_id: str, group_id: str | None, turn_id: str | None
-    ) -> list[Assignment]:
-        """The user's arms now; records an exposure for ``turn_id`` unless it is ``None``."""
+    async def assign(self, user_id: str, group_id: str | None) -> list[Assignment]:
+        """The user's arms now (nothing is written: a preview asks too)."""
         ...
 
-    async def failed(self, turn_id: str) -> None:
-        """The turn that was exposed ended in an error."""
+    async def expose(
+        self, turn_id: str, user_id: str, arms: Sequence[Assignment], *, failed: bool = False
+    ) -> None:
+        """Record that turn ``turn_id`` ran in ``arms`` (after its reply), or failed."""
         ...
 
 

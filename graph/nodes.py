@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -83,9 +83,8 @@ async def load_context(state: TurnState, runtime: Runtime[TurnContext]) -> dict[
     ctx = runtime.context
     user = await ctx.services.store.load_user(ctx.user_id)
     assigned: list[Assignment] = []
-    if ctx.services.experiments is not None:
-        exposed = None if ctx.dry_run or ctx.temporary else state.assistant_turn_id or None
-        assigned = await ctx.services.experiments.assign(ctx.user_id, user.group_id, exposed)
+    if ctx.services.experiments is not None:  # the exposure is written by ``record``
+        assigned = await ctx.services.experiments.assign(ctx.user_id, user.group_id)
     arm = merged(assigned)
     adapter, group_adapter = adapters_for(
         arm,
@@ -346,6 +345,9 @@ async def record(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
         user_turn=user_turn,
         assistant_turn=assistant_turn,
     )
+    if ctx.services.experiments is not None and state.experiments:
+        arms = [cast(Assignment, a) for a in state.experiments]
+        await ctx.services.experiments.expose(assistant_turn.id, ctx.user_id, arms)
     # Indexed before the response completes, so the next turn can already find them.
     memory = ctx.services.memory
     new_turns = [assistant_turn] if regenerating else [user_turn, assistant_turn]

@@ -344,9 +344,12 @@ class TurnRunner:
                 with contextlib.suppress(Exception):  # a deleted user's turn is gone already
                     await self.services.store.mark_interrupted(turn.input.user_turn_id)
             book = self.services.experiments
-            if book is not None and final.get("experiments"):  # counts against its arms
+            arms = final.get("experiments") if not turn.context.temporary else None
+            if book is not None and arms:  # a failure counts against its arms
                 with contextlib.suppress(Exception):
-                    await book.failed(turn.input.assistant_turn_id)
+                    await book.expose(
+                        turn.input.assistant_turn_id, turn.context.user_id, arms, failed=True
+                    )
             raise
         return _result(turn, final)
 

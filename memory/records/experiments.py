@@ -158,26 +158,22 @@ def running(engine: Engine, now: datetime | None = None) -> list[Experiment]:
     return [r for r in rows if r.is_live(now) or r.state(now) == "scheduled"]
 
 
-def expose(engine: Engine, *, turn_id: str, user_id: str, arms: dict[str, str]) -> None:
-    """Record that ``turn_id`` runs in ``arms`` (experiment id → arm name)."""
+def expose(
+    engine: Engine, *, turn_id: str, user_id: str, arms: dict[str, str], failed: bool = False
+) -> None:
+    """Record that ``turn_id`` ran in ``arms`` (experiment id → arm name), or failed."""
+    status = "error" if failed else "started"
     with Session(engine) as session:
         for experiment_id, arm in arms.items():
             session.merge(
                 ExperimentExposure(
-                    turn_id=turn_id, experiment_id=experiment_id, arm=arm, user_id=user_id
+                    turn_id=turn_id,
+                    experiment_id=experiment_id,
+                    arm=arm,
+                    user_id=user_id,
+                    status=status,
                 )
             )
-        session.commit()
-
-
-def mark_failed(engine: Engine, turn_id: str) -> None:
-    """Mark the turn's exposures ``error``."""
-    with Session(engine) as session:
-        session.execute(
-            sa.update(ExperimentExposure)
-            .where(col(ExperimentExposure.turn_id) == turn_id)
-            .values(status="error")
-        )
         session.commit()
 
 

@@ -56,11 +56,14 @@ def test_exposures_outcomes_and_deletion(migrated_engine: Engine) -> None:
         s.commit()
         s.add(Feedback(user_id=uid, turn_id="turn_a2", rating="down", edited_text="better"))
         s.commit()
-    for turn_id in ("turn_a1", "turn_a2", "turn_a3"):
-        got = book.assign_now(uid, None, turn_id)
-        assert [(a["name"], a["arm"]) for a in got] == [("e", expected)]
-    book.assign_now(other, None, "turn_x1")
-    records.mark_failed(engine, "turn_a3")
+    got = book.assign_now(uid, None)
+    assert [(a["name"], a["arm"]) for a in got] == [("e", expected)]
+    arms = {a["experiment_id"]: a["arm"] for a in got}
+    for turn_id in ("turn_a1", "turn_a2"):
+        records.expose(engine, turn_id=turn_id, user_id=uid, arms=arms)
+    records.expose(engine, turn_id="turn_a3", user_id=uid, arms=arms, failed=True)
+    other_arms = {a["experiment_id"]: a["arm"] for a in book.assign_now(other, None)}
+    records.expose(engine, turn_id="turn_x1", user_id=other, arms=other_arms)
     rows = {(r.user_id, r.recorded, r.failed): r for r in exposed_turns(engine, exp.id)}
     first = next(r for r in exposed_turns(engine, exp.id) if r.latency_ms == 120.0)
     assert first.regenerated and first.followed_up and not first.thumbs_down

@@ -189,8 +189,8 @@ async def test_the_guard_rail_stops_a_failing_arm_and_its_users_leave_it(api: Ap
         if choose_arm(exp["id"], uid, arms).name == "control":
             await _say(api, key, "hello")  # a real turn
         else:  # what a turn that failed leaves
-            records.expose(engine, turn_id=f"turn_{i}", user_id=uid, arms={exp["id"]: "short"})
-            records.mark_failed(engine, f"turn_{i}")
+            short = {exp["id"]: "short"}
+            records.expose(engine, turn_id=f"turn_{i}", user_id=uid, arms=short, failed=True)
     settings = ExperimentSettings(guard_min_turns=5)
     stopped = guard_pass(engine, settings)
     assert list(stopped) == ["guarded"] and list(stopped["guarded"]) == ["short"]
