@@ -11,23 +11,32 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from evals.cli import eval_app
 from evals.runs import load_file
 
-BASELINE = Path(__file__).resolve().parents[2] / "evals/baselines/instructions-rules-baseline.json"
+BASELINES = Path(__file__).resolve().parents[2] / "evals/baselines"
 
 
-def test_the_instruction_slice_runs_and_pairs_with_its_stored_baseline() -> None:
+@pytest.mark.parametrize(
+    ("command", "baseline"),
+    [
+        (["instructions", "--detector", "rules"], "instructions-rules-baseline.json"),
+        (["persona"], "persona-baseline.json"),
+    ],
+)
+def test_a_slice_runs_and_pairs_with_its_stored_baseline(command: list[str], baseline: str) -> None:
+    stored = BASELINES / baseline
     runner = CliRunner()
-    ran = runner.invoke(eval_app, ["instructions", "--detector", "rules"])
+    ran = runner.invoke(eval_app, command)
     assert ran.exit_code == 0, ran.output
     match = re.search(r"run id: (\S+)", ran.output)
     assert match is not None, ran.output
-    compared = runner.invoke(eval_app, ["compare", str(BASELINE), match.group(1)])
+    compared = runner.invoke(eval_app, ["compare", str(stored), match.group(1)])
     assert compared.exit_code == 0, compared.output
     print(compared.output)  # the figures, for the CI log
-    baseline = load_file(BASELINE)
+    baseline = load_file(stored)
     assert re.search(rf"^{len(baseline.cases)} shared cases$", compared.output, re.M)
     assert "only in" not in compared.output  # every case id still matches the baseline
