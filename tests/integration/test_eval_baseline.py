@@ -37,6 +37,6 @@ def test_a_slice_runs_and_pairs_with_its_stored_baseline(command: list[str], bas
     compared = runner.invoke(eval_app, ["compare", str(stored), match.group(1)])
     assert compared.exit_code == 0, compared.output
     print(compared.output)  # the figures, for the CI log
-    baseline = load_file(stored)
-    assert re.search(rf"^{len(baseline.cases)} shared cases$", compared.output, re.M)
+    kept = load_file(stored)
+    assert re.search(rf"^{len(kept.cases)} shared cases$", compared.output, re.M)
     assert "only in" not in compared.output  # every case id still matches the baseline
