@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
+import psycopg
+import sqlalchemy.exc as sa_exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.errors import BackendUnavailableError
 from api.protocol import json_type
+from api.unavailable import classify
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +67,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (413, "The body is larger than the server accepts."),
         (415, "The body is not JSON."),
         (422, "A field has the wrong type or is out of range; the message names it."),
-        (503, "No model server answers; retry after the Retry-After header."),
+        (
+            503,
+            "Saturated, or no model server or the database answers; retry after the "
+            "Retry-After header.",
+        ),
+        (507, "The server's disk is full; nothing was recorded."),
     )
 }
 """Declared on every route of the OpenAPI schema (``api.app.create_app``)."""
@@ -196,10 +206,32 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": str(exc.retry_after_s)},
         )
 
+    async def _store_fault(request: Request, exc: Exception) -> JSONResponse:
+        fault = classify(exc)
+        if fault is None:
+            return _internal_error(exc)
+        # The exception's type only: a driver's message may quote a statement's values.
+        log.warning("%s unavailable: %s on %s", fault.cause, type(exc).__name__, request.url.path)
+        headers = {"Retry-After": str(fault.retry_after_s)} if fault.retry_after_s else None
+        kind = "service_unavailable" if fault.status == 503 else "insufficient_storage"
+        return JSONResponse(error_body(fault.message, kind), fault.status, headers=headers)
+
+    # Store faults (``api.unavailable``): handled here rather than by the catch-all, which
+    # Starlette re-raises to the server's log as a crash.
+    faults = (sa_exc.DBAPIError, sa_exc.TimeoutError, psycopg.Error, sqlite3.Error, OSError)
+    for fault_type in (*faults, httpx.TransportError):
+        app.add_exception_handler(fault_type, _store_fault)
+
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(
-            error_body("internal error; the server log has the details", "server_error"),
-            status_code=500,
-        )
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if classify(exc) is not None:  # a store's own error type wrapping a fault
+            return await _store_fault(request, exc)
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(
+        error_body("internal error; the server log has the details", "server_error"),
+        status_code=500,
+    )

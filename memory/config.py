@@ -107,6 +107,10 @@ class MemorySettings(BaseModel):
     index_context_chars: int = Field(default=150, ge=0, le=2000)
     """Characters of each neighbouring turn indexed with an episodic memory (0: none);
     see ``memory.retrieval.keys``."""
+    vector_retry_s: float = Field(default=5.0, ge=0)
+    """After a call to the vector index (a Chroma server) failed, search ranks without
+    it and new vectors are owed for this long before the next call tries it again
+    (``memory.retrieval.dense_health``)."""
     vector_wait_s: float = Field(default=60.0, ge=0)
     """How long a search waits for vectors a deferred import of the same user is still
     writing in this process (read-your-writes: a half-written dense index ranks worse

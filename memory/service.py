@@ -26,6 +26,7 @@ from memory.extraction.extractor import Candidate, Extractor, content_hash
 from memory.extraction.summaries import ended_threads, summarize_session, thread_turns
 from memory.records.tables import Memory, MemorySource, Turn, utcnow
 from memory.retrieval.deferred import DeferredIndexer
+from memory.retrieval.dense_health import DenseHealth, SearchResults, index_or_owe, ranked
 from memory.retrieval.indexing import IndexWriter
 from memory.retrieval.keys import turn_keys
 from memory.retrieval.protocols import Embedder, LexicalIndex, VectorIndex
@@ -79,6 +80,8 @@ class MemoryService(IndexWriter):
         self.clock = clock
         self.summary_prompt = summary_prompt
         self._deferred = DeferredIndexer(self.index_dense)
+        self.dense_health = DenseHealth(settings.vector_retry_s, repay=self.index_dense)
+        """The dense index's state: searches go lexical and writes owe vectors while down."""
 
     # ---- writes -------------------------------------------------------------------------
 
@@ -114,7 +117,13 @@ class MemoryService(IndexWriter):
             )
             for item in items
         ]
-        self._index(user_id, rows, dense=dense, keys=keys)
+        index_or_owe(
+            self.dense_health,
+            lambda with_dense: self._index(user_id, rows, dense=with_dense, keys=keys),
+            user_id,
+            [r.id for r in rows],
+            dense=dense,
+        )
         links = [
             MemorySource(
                 memory_id=row.id, turn_id=s.turn_id, external_id=s.external_id, user_id=user_id
@@ -315,7 +324,12 @@ class MemoryService(IndexWriter):
                 row.text, row.content_hash = text, content_hash(text)
             if kind is not None:
                 row.kind = kind
-            self._index(user_id, [row])
+            index_or_owe(
+                self.dense_health,
+                lambda with_dense: self._index(user_id, [row], dense=with_dense),
+                user_id,
+                [row.id],
+            )
             session.add(row)
             session.commit()
         return self.get(user_id, memory_id)
@@ -378,24 +392,34 @@ class MemoryService(IndexWriter):
         See :func:`memory.retrieval.search.search` for the modes (``hybrid`` fuses dense, lexical
         and recency rankings, then applies the priors) and the arguments. While a deferred
         import of the user's is still writing vectors in this process, the search waits
-        for it up to ``settings.vector_wait_s``, then ranks without the dense index.
+        for it up to ``settings.vector_wait_s``, then ranks without the dense index. While
+        the dense index does not answer (a Chroma server down), a hybrid search ranks
+        without it too, and says so: the list is a ``SearchResults`` whose ``degraded``
+        names the missing retriever (``memory.retrieval.dense_health.degraded`` reads it);
+        a ``dense`` one raises.
         """
         ready = mode == "lexical" or self._deferred.wait_user(user_id, self.settings.vector_wait_s)
-        return search(
-            self.engine,
-            embedder=self.embedder,
-            vectors=self.vectors,
-            lexical=self.lexical,
-            settings=self.settings,
-            user_id=user_id,
-            query=query,
-            k=k,
-            kinds=kinds,
-            mode=mode,
-            include_invalid=include_invalid,
-            exclude_thread_id=exclude_thread_id,
-            dense_ready=ready,
-        )
+
+        def run(dense: bool) -> list[MemoryView]:
+            return search(
+                self.engine,
+                embedder=self.embedder,
+                vectors=self.vectors,
+                lexical=self.lexical,
+                settings=self.settings,
+                user_id=user_id,
+                query=query,
+                k=k,
+                kinds=kinds,
+                mode=mode,
+                include_invalid=include_invalid,
+                exclude_thread_id=exclude_thread_id,
+                dense_ready=ready and dense,
+            )
+
+        if mode == "dense":
+            return SearchResults(run(True))
+        return ranked(self.dense_health, run, wants_dense=mode == "hybrid" and ready)
 
     def get(self, user_id: str, memory_id: str) -> MemoryView | None:
         """One of the user's memories, or ``None``."""
