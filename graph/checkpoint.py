@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -18,10 +19,28 @@ async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[str]]
     """
     if url.startswith(("postgresql://", "postgres://")):
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
 
-        async with AsyncPostgresSaver.from_conn_string(url) as saver:
-            await saver.setup()
-            yield saver
+        # A pool, not one connection: a PostgreSQL restart cuts a connection for good, and
+        # the pool's check replaces it, so turns recover without restarting the server
+        # (during the outage, a pool timeout becomes a 503).
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=8,
+            timeout=5,
+            check=AsyncConnectionPool.check_connection,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            open=False,
+        )
+        await pool.open()
+        try:
+            postgres = AsyncPostgresSaver(pool)
+            await postgres.setup()
+            yield postgres
+        finally:
+            await pool.close()
         return
 
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver

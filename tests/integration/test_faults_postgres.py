@@ -39,19 +39,7 @@ def _chat(url: str, key: str, *, stream: bool = False, thread: str | None = None
     return r
 
 
-CHECKPOINT_POOL = (
-    "thread state on PostgreSQL: graph/checkpoint.py opens AsyncPostgresSaver on one "
-    "connection, which a restart cuts for good; it needs a pool that checks connections"
-)
-
-
-@pytest.mark.parametrize(
-    "thread_state",
-    [
-        "sqlite",
-        pytest.param("postgres", marks=pytest.mark.xfail(strict=True, reason=CHECKPOINT_POOL)),
-    ],
-)
+@pytest.mark.parametrize("thread_state", ["sqlite", "postgres"])
 def test_chats_answer_503_while_postgres_is_down_and_recover_after(
     tmp_path: Path, throwaway_postgres: ThrowawayPostgres, thread_state: str
 ) -> None:
