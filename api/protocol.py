@@ -236,6 +236,11 @@ class AttuneInfo(BaseModel):
         default_factory=list, description="The user's arm in each live experiment."
     )
     temporary: bool = Field(default=False, description="Nothing of this turn was stored.")
+    degraded: list[str] = Field(
+        default_factory=list,
+        description='What memory search ranked without: ["dense"] while the vector index is '
+        "down (the lexical index alone answered).",
+    )
 
 
 class ChatMessageOut(BaseModel):

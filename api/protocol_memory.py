@@ -128,6 +128,9 @@ class MemorySearchResult(BaseModel):
 
     query: str
     data: list[MemoryOut]
+    degraded: list[str] = Field(
+        default_factory=list, description='["dense"] while the vector index is down.'
+    )
 
 
 class MemoryCreate(BaseModel):

@@ -46,6 +46,7 @@ from memory.persona.instructions import detect_instructions
 from memory.persona.known import known_about, merge_known
 from memory.persona.revoked import contradicts, revoked_spans
 from memory.records.tables import Turn
+from memory.retrieval.dense_health import degraded
 from tools.memory import MEMORY_TOOLS
 
 MAX_TOOL_ROUNDS = 3
@@ -146,7 +147,7 @@ async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
     """
     ctx = runtime.context
     if ctx.temporary:  # a temporary chat reads no memory
-        return {"memories": []}
+        return {"memories": [], "degraded": []}
     spans = await ctx.services.store.run(  # withdrawn names and voices stay out of the prompt
         partial(revoked_spans, user_id=ctx.user_id, current=state.profile)
     )
@@ -157,9 +158,10 @@ async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
         k=graph_settings(ctx.services.settings, ArmSettings(**state.arm)).recall_k,
         exclude_thread_id=ctx.thread_id,
     )
+    without = list(degraded(found))  # e.g. ["dense"]: the vector index did not answer
     query = _new_message(state)
     known = await asyncio.to_thread(known_about, ctx.services.memory, ctx.user_id, query)
-    found = merge_known(found, known)  # stated preferences matter beyond what search finds
+    merged = merge_known(found, known)  # stated preferences matter beyond what search finds
     memories = [
         MemoryItem(
             id=m.id,
@@ -169,14 +171,14 @@ async def recall(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, A
             date=m.valid_from.date().isoformat(),
             score=m.score or 0.0,
         )
-        for m in found
+        for m in merged
         # Instructions live in the profile (which may have revoked them since): an
         # instruction memory, or an old turn that gave one, would only contradict it.
         if m.kind != "instruction"
         and not (m.kind == "episodic" and detect_instructions(m.text))
         and not contradicts(m.text, m.speaker, m.valid_from, spans)
     ]
-    return {"memories": memories}
+    return {"memories": memories, "degraded": without}
 
 
 async def compose_prompt(state: TurnState, runtime: Runtime[TurnContext]) -> dict[str, Any]:

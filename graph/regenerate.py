@@ -85,6 +85,7 @@ async def restore_prompt(state: TurnState, runtime: Runtime[TurnContext]) -> dic
         "usage": None,
         "profile_updates": [],
         "experiments": [],  # a regeneration is not a turn of an experiment's arm
+        "degraded": [],
         "arm": {},
         "memories": [],  # quoted inside the stored prompt; not recalled again
         "prompt_version": regeneration["prompt_version"],

@@ -83,6 +83,8 @@ class TurnResult:
     """The turn's arms: ``experiment_id``, ``name``, ``arm`` (``graph.experiments``)."""
     temporary: bool = False
     """Nothing of the turn was stored: its ids name nothing."""
+    degraded: list[str] = field(default_factory=list)
+    """What recall ranked without (``["dense"]`` while the vector index is down)."""
 
 
 @dataclass(frozen=True)
@@ -420,4 +422,5 @@ def _result(turn: PreparedTurn, final: dict[str, Any]) -> TurnResult:
             for a in final.get("experiments", [])
         ],
         temporary=turn.context.temporary,
+        degraded=list(final.get("degraded", [])),
     )

@@ -111,6 +111,8 @@ class TurnState(InputState):
     """Exactly what is sent to the model: system prompt, then history within budget."""
     prompt_tokens_estimate: int = 0
     route: Route | None = None
+    degraded: list[str] = field(default_factory=list)
+    """What recall ranked without this turn (``["dense"]`` while the vector index is down)."""
     experiments: list[dict[str, Any]] = field(default_factory=list)
     """The user's arms in live experiments this turn (``graph.experiments.Assignment``)."""
     arm: dict[str, Any] = field(default_factory=dict)

@@ -257,6 +257,7 @@ def _attune(result: TurnResult) -> AttuneInfo:
         memory_ids=result.memory_ids,
         experiments=[ExperimentArm(**e) for e in result.experiments],
         temporary=result.temporary,
+        degraded=result.degraded,
     )
 
 

@@ -31,6 +31,7 @@ from api.protocol_memory import (
 from api.protocol_workers import JobOut, job_out
 from memory.history import ImportResult, ImportSession, ImportTurn, import_history
 from memory.records.tables import Turn
+from memory.retrieval.dense_health import degraded
 from memory.service import NewMemory
 from workers import submit
 
@@ -127,7 +128,9 @@ async def search_memories(
         kinds=kind,
         include_invalid=include_invalid,
     )
-    return MemorySearchResult(query=q, data=[memory_out(v) for v in views])
+    return MemorySearchResult(
+        query=q, data=[memory_out(v) for v in views], degraded=list(degraded(views))
+    )
 
 
 @router.post("/v1/users/{user_id}/memories", response_model=MemoryOut, status_code=201)

@@ -108,16 +108,19 @@ def test_chats_get_replies_while_chroma_is_down(
             r = chat("What is my tortoise called?", stream=stream)
             assert r.status_code == 200, r.text
             assert '"error"' not in r.text, r.text[-500:]
+            assert '"degraded": ["dense"]' in r.text or '"degraded":["dense"]' in r.text  # says so
         found = httpx.get(
             srv.url + f"/v1/users/{made['id']}/memories/search",
             params={"q": "tortoise"},
             headers=auth,
         )
         assert found.status_code == 200 and found.json()["data"], found.text
+        assert found.json()["degraded"] == ["dense"]
 
         throwaway_chroma.start()
         time.sleep(0.6)
-        assert chat("Do you remember my tortoise?").status_code == 200
+        back = chat("Do you remember my tortoise?")
+        assert back.status_code == 200 and back.json()["attune"]["degraded"] == []
     finally:
         srv.stop()
     log = srv.log.read_text()
