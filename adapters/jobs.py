@@ -245,6 +245,8 @@ def run_training(
             f"snapshot {state['snapshot_id']} has {train_count} training and {held_count} "
             f"held-out {'examples' if kind == 'sft' else 'pairs'}; need both"
         )
+    if settings.save_steps is not None:  # the setting; a job's own override still wins
+        overrides = {"save_steps": settings.save_steps, **(overrides or {})}
     hparams = hparams_for(kind, paths.base_model_dir, overrides)
 
     def tick(step: int, total: int) -> None:

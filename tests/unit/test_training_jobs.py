@@ -213,6 +213,15 @@ def test_a_killed_job_resumes_from_its_checkpoint(engine: Engine, owner: _Owner)
         assert session.get(User, uid).adapter_name == result["adapter"]  # type: ignore[union-attr]
 
 
+def test_the_save_steps_setting_sets_the_checkpoint_interval(engine: Engine, owner: _Owner):
+    configured = _Owner(owner.uid, owner.training.model_copy(update={"save_steps": 3}), owner.paths)
+    result = configured.train(engine, "job_s", {"max_steps": 2, "batch_size": 2})
+    with Session(engine) as session:
+        record = session.exec(select(AdapterRecord)).one()
+        assert record.hparams["save_steps"] == 3  # ATTUNE_TRAINING__SAVE_STEPS reaches the run
+    assert result["status"] == "promoted"
+
+
 def test_weights_trained_on_data_deleted_mid_run_are_discarded(engine: Engine, owner: _Owner):
     from sqlmodel import delete
 
