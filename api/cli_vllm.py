@@ -94,7 +94,7 @@ bench_app = typer.Typer(help="Benchmarks that need servers.", no_args_is_help=Tr
 )
 def bench_serving(ctx: typer.Context) -> None:
     """Throughput through vLLM, base vs distinct adapters (options: attune bench serving -- -h)."""
-    from evals.bench_serving import main
+    from evals.bench.serving import main
 
     main(list(ctx.args))
 
@@ -126,11 +126,11 @@ def bench_placement(
 
     Hit rate, cold loads per second and distinct adapters per batch for affinity routing
     (one home replica per adapter) beside spread routing (round robin), and the replicas
-    needed; see evals/placement_sim.py. A simulation: throughput is `attune bench serving`.
+    needed; see evals/bench/placement.py. A simulation: throughput is `attune bench serving`.
     """
     import json
 
-    from evals.placement_sim import Population, plan, table
+    from evals.bench.placement import Population, plan, table
 
     def counts(text: str, option: str) -> list[int]:
         try:
