@@ -147,6 +147,7 @@ class LocalBackend:
             adapters_dir=settings.adapters_dir,
             device=settings.device,
             max_concurrency=settings.max_concurrency,
+            max_batch=settings.max_batch,
             torch_threads=settings.torch_threads,
         )
         return cls(engine)

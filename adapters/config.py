@@ -35,6 +35,11 @@ class ModelSettings(BaseModel):
     max_concurrency: int = Field(default=2, ge=1, le=64)
     """Generations that may run at once in this process."""
 
+    max_batch: int = Field(default=32, ge=1, le=256)
+    """Requests the local engine generates together, one forward pass per step for the
+    whole batch (``adapters.batching``); 1 generates each request alone,
+    ``max_concurrency`` at a time (the path before batching)."""
+
     torch_threads: int | None = Field(default=None, ge=1)
     """Intra-op threads for torch on the CPU; ``None`` keeps torch's default."""
 

@@ -11,6 +11,7 @@ that :func:`decode` sets around each forward pass, so no state is shared between
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -21,7 +22,7 @@ import torch
 from peft.tuners.lora import LoraLayer
 from peft.utils.other import AuxiliaryTrainingWrapper
 
-from adapters.streaming import GenerationChunk, IncrementalDecoder, StopStringBuffer, Usage
+from adapters.streaming import GenerationChunk, ReplyBuilder
 
 BASE_ADAPTER = "__base__"
 """peft's name for "no adapter" in mixed-adapter batches."""
@@ -106,6 +107,30 @@ class Sampling:
     ignore_eos: bool = False
 
 
+def seeded_generator(seed: int | None, device: torch.device) -> torch.Generator:
+    """A request's random generator: seeded with ``seed``, or freshly when ``None``."""
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+@contextlib.contextmanager
+def using_adapters(names: list[str]) -> Iterator[None]:
+    """Route the forward passes in this block through ``names``, one per batch row.
+
+    Set around each forward pass, never across a ``yield``, so iterators interleaved in
+    one thread cannot see each other's.
+    """
+    token = _adapter_names.set(names)
+    try:
+        yield
+    finally:
+        _adapter_names.reset(token)
+
+
 def decode(
     model: torch.nn.Module,
     decode_text: Callable[[list[int]], str],
@@ -116,7 +141,10 @@ def decode(
     sampling: Sampling,
     cancel: threading.Event,
 ) -> Iterator[GenerationChunk]:
-    """Generate from ``prompt_ids``: one forward pass per token over a KV cache.
+    """Generate from ``prompt_ids`` alone: one forward pass per token over a KV cache.
+
+    The one-request-at-a-time path (``max_batch=1``); ``adapters.batching`` generates
+    many requests in one batch.
 
     Args:
         model: A causal LM (LoRA layers hooked with :func:`hook_lora_layers`, if any).
@@ -133,51 +161,31 @@ def decode(
         reason.
     """
     device = next(model.parameters()).device
-    generator = torch.Generator(device=device)
-    if sampling.seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(sampling.seed)
-    decoder = IncrementalDecoder(decode_text)
-    stops = StopStringBuffer(sampling.stop)
+    generator = seeded_generator(sampling.seed, device)
+    reply = ReplyBuilder(
+        decode_text,
+        prompt_tokens=len(prompt_ids),
+        max_new_tokens=sampling.max_new_tokens,
+        stop=sampling.stop,
+        eos_ids=eos_ids,
+        ignore_eos=sampling.ignore_eos,
+    )
     inputs = torch.tensor([prompt_ids], device=device)  # (1, prompt)
     cache: Any = None
-    sampled = 0
-    ended = False  # by EOS
-    while sampled < sampling.max_new_tokens and not stops.stopped:
+    while not reply.done:
         if cancel.is_set():
             return
-        # The context variable and inference mode are set around each step, never across
-        # a yield, so iterators interleaved in one thread cannot see each other's.
-        token = _adapter_names.set(adapter_names)
-        try:
-            with torch.inference_mode():
-                out = model(
-                    input_ids=inputs, past_key_values=cache, use_cache=True, logits_to_keep=1
-                )
-                cache = out.past_key_values
-                next_id = choose_token(
-                    out.logits[0, -1],  # (vocab,)
-                    temperature=sampling.temperature,
-                    top_p=sampling.top_p,
-                    generator=generator,
-                )
-        finally:
-            _adapter_names.reset(token)
-        sampled += 1
-        if next_id in eos_ids and not sampling.ignore_eos:
-            ended = True
-            break
-        text = stops.push(decoder.push(next_id))
+        with using_adapters(adapter_names), torch.inference_mode():
+            out = model(input_ids=inputs, cache=cache, use_cache=True, logits_to_keep=1)
+            cache = out.cache
+            next_id = choose_token(
+                out.logits[0, -1],  # (vocab,)
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                generator=generator,
+            )
+        text = reply.push(next_id)
         if text:
             yield GenerationChunk(text)
         inputs = torch.tensor([[next_id]], device=device)  # (1, 1)
-    tail = ""
-    if not stops.stopped:
-        # A last, held-back character may still complete a stop string.
-        tail = stops.push(decoder.flush())
-        tail += stops.flush()
-    usage = Usage(prompt_tokens=len(prompt_ids), completion_tokens=sampled)
-    yield GenerationChunk(
-        tail, usage=usage, finish_reason="stop" if ended or stops.stopped else "length"
-    )
+    yield reply.final()

@@ -6,9 +6,12 @@ model) and gets exactly that model, whatever other requests run beside it (see
 ``adapters.decoding`` for how). Decoding is a plain loop over the model's forward pass
 with a KV cache, so sampling uses a per-request :class:`torch.Generator` (a ``seed``
 reproduces a reply even beside other requests) and stop strings, cancellation and
-streaming are checked between tokens. A gate admits ``max_concurrency`` decodes at once;
-loading or unloading an adapter (which changes modules) waits until no decode runs; an
-adapter serves only while its files are on disk (``adapters.loaded_adapters``).
+streaming are checked between tokens. With ``max_batch`` above 1, requests generate
+together, one forward pass per step for the whole batch (``adapters.batching``); with
+``max_batch=1`` each request decodes alone in its caller's thread, ``max_concurrency`` at
+once. A gate admits that many requests (``max_batch`` rows, or ``max_concurrency``
+decodes); loading or unloading an adapter (which changes modules) waits until no request
+runs; an adapter serves only while its files are on disk (``adapters.loaded_adapters``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from adapters.batching import BatchScheduler
 from adapters.decoding import Sampling, decode
 from adapters.errors import ModelNotFoundError
 from adapters.generation_gate import Cancelled, GenerationGate
@@ -53,7 +57,8 @@ class LocalEngine:
     """A tokenizer and a causal LM with lazily loaded LoRA adapters, shared by requests.
 
     Thread-safe: any number of threads may call :meth:`stream`, :meth:`generate` and
-    :meth:`astream` at once; at most ``max_concurrency`` decode at a time.
+    :meth:`astream` at once; at most ``max_batch`` generate together in one batch (or,
+    with ``max_batch=1``, ``max_concurrency`` decode side by side, each alone).
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class LocalEngine:
         model_id: str,
         adapters_dir: Path | None,
         max_concurrency: int,
+        max_batch: int = 32,
     ) -> None:
         """Wrap an already loaded tokenizer and model; most callers want :meth:`load`."""
         self.tokenizer = tokenizer
@@ -71,9 +77,22 @@ class LocalEngine:
         self.model_id = model_id
         self.adapters_dir = adapters_dir
         self.device = model.device
-        self._gate = GenerationGate(max_concurrency)
+        self.max_batch = max_batch
+        self._gate = GenerationGate(max_batch if max_batch > 1 else max_concurrency)
         self.adapters = LoadedAdapters(model, adapters_dir, self._gate)
         self._eos_ids = self._collect_eos_ids()
+        self.scheduler: BatchScheduler | None = None
+        """The batch scheduler (its counters show how requests were batched); ``None``
+        when ``max_batch`` is 1."""
+        if max_batch > 1:
+            pad_id = tokenizer.pad_token_id
+            self.scheduler = BatchScheduler(
+                model,
+                self._decode_text,
+                eos_ids=self._eos_ids,
+                max_batch=max_batch,
+                pad_id=pad_id if isinstance(pad_id, int) else 0,
+            )
 
     @classmethod
     def load(
@@ -83,6 +102,7 @@ class LocalEngine:
         adapters_dir: Path | None,
         device: str = "auto",
         max_concurrency: int = 2,
+        max_batch: int = 32,
         torch_threads: int | None = None,
     ) -> LocalEngine:
         """Load a tokenizer and model from a local directory (never from a hub).
@@ -92,7 +112,9 @@ class LocalEngine:
             adapters_dir: Where adapters live, one sub-directory per name; ``None`` for
                 none.
             device: ``auto``, ``cpu`` or ``cuda``.
-            max_concurrency: Decodes that may run at once.
+            max_concurrency: Decodes that may run at once when ``max_batch`` is 1.
+            max_batch: Most requests generated together in one batch; 1 decodes each
+                request alone (the path before batching, kept as a baseline).
             torch_threads: Intra-op threads for torch (process-wide); ``None`` keeps
                 torch's default.
 
@@ -121,6 +143,7 @@ class LocalEngine:
             model_id=model_id_for(model_dir),
             adapters_dir=adapters_dir,
             max_concurrency=max_concurrency,
+            max_batch=max_batch,
         )
 
     # -- tokens -----------------------------------------------------------------------
@@ -181,7 +204,7 @@ class LocalEngine:
 
     @property
     def active_generations(self) -> int:
-        """Decodes running now."""
+        """Requests generating now (queued for the batch or in it, or decoding alone)."""
         return self._gate.active
 
     def stream(
@@ -327,9 +350,14 @@ class LocalEngine:
         sampling: Sampling,
         cancel: threading.Event,
     ) -> Iterator[GenerationChunk]:
-        """Wait for a slot (or a cancel), then run the decode loop in it."""
+        """Wait for a slot (or a cancel), then generate in it: batched, or alone."""
         try:
             with self._gate.slot(cancel):
+                if self.scheduler is not None:
+                    yield from self.scheduler.generate(
+                        prompt_ids, adapter=names[0], sampling=sampling, cancel=cancel
+                    )
+                    return
                 yield from decode(
                     self.model,
                     self._decode_text,

@@ -6,7 +6,7 @@ text that is safe to show the client.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -176,3 +176,75 @@ class IncrementalDecoder:
         self._prefix = self._read
         self._read = len(self._ids)
         return piece
+
+
+class ReplyBuilder:
+    """One reply, token by token: its text, its end (EOS, stop string, budget) and usage.
+
+    The single-request decode loop and the batch scheduler both feed sampled tokens
+    through one of these, so a reply ends and streams the same way on either path.
+
+    Example:
+        >>> reply = ReplyBuilder(
+        ...     lambda ids: "".join(chr(i) for i in ids), prompt_tokens=3, max_new_tokens=5,
+        ...     stop=["c"], eos_ids={0}, ignore_eos=False,
+        ... )
+        >>> [reply.push(i) for i in (97, 98, 99)], reply.done
+        (['a', 'b', ''], True)
+        >>> end = reply.final()
+        >>> end.usage.completion_tokens, end.finish_reason
+        (3, 'stop')
+    """
+
+    def __init__(
+        self,
+        decode: Callable[[list[int]], str],
+        *,
+        prompt_tokens: int,
+        max_new_tokens: int,
+        stop: Sequence[str] | None,
+        eos_ids: Collection[int],
+        ignore_eos: bool,
+    ) -> None:
+        """Start an empty reply.
+
+        Args:
+            decode: Token ids to text, special tokens skipped.
+            prompt_tokens: Tokens of the prompt, for the usage.
+            max_new_tokens: Most tokens to sample.
+            stop: Strings that end the reply, never emitted themselves.
+            eos_ids: Tokens that end the reply (unless ``ignore_eos``).
+            ignore_eos: Keep going past end-of-sequence tokens.
+        """
+        self._decoder = IncrementalDecoder(decode)
+        self._stops = StopStringBuffer(stop)
+        self._eos_ids = eos_ids
+        self._ignore_eos = ignore_eos
+        self._prompt_tokens = prompt_tokens
+        self._max_new_tokens = max_new_tokens
+        self.sampled = 0
+        self._ended = False  # by EOS
+
+    @property
+    def done(self) -> bool:
+        """Whether the reply has ended: no more tokens should be sampled for it."""
+        return self._ended or self._stops.stopped or self.sampled >= self._max_new_tokens
+
+    def push(self, token_id: int) -> str:
+        """Add a sampled token; return the text it lets through (possibly empty)."""
+        self.sampled += 1
+        if token_id in self._eos_ids and not self._ignore_eos:
+            self._ended = True
+            return ""
+        return self._stops.push(self._decoder.push(token_id))
+
+    def final(self) -> GenerationChunk:
+        """The last chunk: text held back until the end, usage and finish reason."""
+        tail = ""
+        if not self._stops.stopped:
+            # A last, held-back character may still complete a stop string.
+            tail = self._stops.push(self._decoder.flush())
+            tail += self._stops.flush()
+        usage = Usage(prompt_tokens=self._prompt_tokens, completion_tokens=self.sampled)
+        stopped = self._ended or self._stops.stopped
+        return GenerationChunk(tail, usage=usage, finish_reason="stop" if stopped else "length")

@@ -8,7 +8,9 @@ three paths measured in the same process so the wrappers' overhead reads as a ra
 * ``engine.stream``: the engine's decode loop, streaming;
 * ``LocalChatModel.stream``: the LangChain chat model over the engine, as the graph uses it.
 
-The paths take turns, run after run, so a busy neighbour slows each alike.
+The paths take turns, run after run, so a busy neighbour slows each alike. Then
+``evals.bench_batching`` measures aggregate tokens per second with 1, 8 and 32 streams at
+once, batched against one request at a time (``--streams``).
 
 Run with ``python -m evals.bench_local`` (``--help`` for options).
 """
@@ -30,6 +32,7 @@ from transformers import GenerationMixin
 from adapters.engine import LocalEngine
 from adapters.local import LocalChatModel
 from adapters.model_store import ensure_base_model
+from evals import bench_batching
 
 PROMPT = "Write one sentence about the sea."
 DEFAULT_CACHE = Path(__file__).resolve().parents[1] / ".attune" / "models"
@@ -169,6 +172,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, help="torch intra-op threads")
+    parser.add_argument(
+        "--streams",
+        default="1,8,32",
+        help="concurrent stream counts for the batching table (evals.bench_batching); "
+        "empty to skip it",
+    )
+    parser.add_argument("--stream-tokens", type=int, default=128, help="tokens per stream")
+    parser.add_argument("--stream-runs", type=int, default=1, help="rounds per stream count")
+    parser.add_argument("--max-batch", type=int, default=32, help="the batched engine's")
     args = parser.parse_args(argv)
     # An entry point: never wait on a model hub.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -177,6 +189,17 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     model_dir = args.model_dir or ensure_base_model(args.cache_dir)
     print(format_table(run(model_dir, runs=args.runs, max_tokens=args.max_tokens)))
+    streams = [int(count) for count in args.streams.split(",") if count.strip()]
+    if streams:
+        batching = bench_batching.run(
+            model_dir,
+            streams=streams,
+            max_tokens=args.stream_tokens,
+            runs=args.stream_runs,
+            max_batch=args.max_batch,
+        )
+        print()
+        print(bench_batching.format_table(batching))
 
 
 if __name__ == "__main__":
