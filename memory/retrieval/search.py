@@ -29,6 +29,7 @@ from memory.retrieval.fusion import (
 from memory.retrieval.keys import speakers
 from memory.retrieval.lexical import strip_stopwords
 from memory.retrieval.protocols import Embedder, LexicalIndex, VectorIndex
+from memory.retrieval.query_vectors import query_vector
 from memory.retrieval.rerank import Signals, shipped
 from memory.views import MemoryView
 
@@ -160,7 +161,7 @@ def candidates(
     dense: dict[str, float] = {}
     lexical_scores: dict[str, float] = {}
     if mode == "dense" or (mode == "hybrid" and dense_ready):
-        vector = embedder.embed([query])[0]
+        vector = query_vector(embedder, query)  # once per turn, not per search
         dense = dense_scores(vectors, user_id, vector, k=fetch, kinds=kinds)
         rankings["dense"] = list(dense)
     if mode in ("hybrid", "lexical"):
