@@ -12,9 +12,13 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.backend import ChatBackend
+from api.admission import close_gate
+from api.audit import AuditMiddleware
 from api.errors import ERROR_RESPONSES, error_body, install_error_handlers
+from api.logs import RequestIdMiddleware
 from api.routes import (
     admin,
+    audit,
     chat,
     experiments,
     feedback,
@@ -57,7 +61,10 @@ def create_app(
                 services.backend.model_id,
                 services.engine.url.render_as_string(hide_password=True),
             )
-            yield
+            try:
+                yield
+            finally:
+                await close_gate(app)  # a Redis rate limiter's connections
 
     app = FastAPI(
         title="Attune",
@@ -81,13 +88,16 @@ def create_app(
         experiments,
         threads,
         admin,
+        audit,
         health,
         web,
     )
     for module in routers:
         app.include_router(module.router)
+    app.add_middleware(AuditMiddleware)  # innermost: sees the matched route and the status
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)  # outermost: even a 413 carries the request id
     return app
 
 

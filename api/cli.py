@@ -79,11 +79,14 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.logs import configure_logging, configure_tracing
     from api.services import bootstrap_admin_key
     from memory.records.db import open_engine
     from memory.records.store import RecordStore
 
     settings = load_settings()
+    log_config = configure_logging(settings.log_format, settings.log_level)
+    configure_tracing(settings.otel_endpoint)
     engine = open_engine(settings.db)
     key = bootstrap_admin_key(RecordStore(engine), settings)
     engine.dispose()
@@ -99,6 +102,7 @@ def serve(
             host=host or settings.server.host,
             port=port or settings.server.port,
             log_level=settings.log_level.lower(),
+            log_config=log_config,
             # Without it uvicorn waits for every open response (a long stream) to end.
             timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
         )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from adapters.records import AdapterRecord
+from graph import telemetry
 from memory.records.jobs import Job
 from memory.records.tables import utcnow
 
@@ -60,6 +61,31 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.refused = Counter(
+            "attune_refused_requests",
+            "Chat requests refused before their turn started, by reason (queue_full, "
+            "queue_timeout, rate_limited, user_cap).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "attune_turn_queue_depth",
+            "Turns waiting for a generation slot in this process.",
+            registry=self.registry,
+        )
+        self.running_turns = Gauge(
+            "attune_turns_running",
+            "Turns holding a generation slot in this process.",
+            registry=self.registry,
+        )
+        self.queue_wait_seconds = Histogram(
+            "attune_turn_queue_wait_seconds",
+            "Time a turn waited for its generation slot (admitted or not).",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+        self.registry.register(GraphCollector())
 
     def watch(self, engine: Engine) -> None:
         """Also export what the database holds: jobs, the queue's age, adapters."""
@@ -113,3 +139,15 @@ class StoreCollector(Collector):
             age = max(0.0, (utcnow() - first).total_seconds())
         oldest.add_metric([], age)
         yield from (jobs, oldest, adapters)
+
+
+class GraphCollector(Collector):
+    """The graph's node latencies (``graph.telemetry``), exported on the app's registry.
+
+    The histogram lives in the graph's own registry, because the graph must not know the
+    API; this forwards it at scrape time.
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        """The families of the graph's registry."""
+        yield from telemetry.REGISTRY.collect()

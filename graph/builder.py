@@ -1,4 +1,8 @@
-"""Builds the per-turn graph. Callers compile it with their checkpointer."""
+"""Builds the per-turn graph. Callers compile it with their checkpointer.
+
+Every node function is wrapped by ``graph.telemetry.timed`` (latency histogram, trace span)
+here, where the graph is built, so node bodies know nothing of observability.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from langgraph.prebuilt import ToolNode
 from graph import nodes, regenerate
 from graph.context import TurnContext
 from graph.state import InputState, TurnState
+from graph.telemetry import timed
 from tools.memory import MEMORY_TOOLS
 
 PIPELINE = ("load_context", "apply_instructions", "recall", "compose_prompt", "route")
@@ -24,11 +29,11 @@ def build_turn_graph() -> StateGraph[TurnState, TurnContext, InputState, TurnSta
     """
     builder = _pipeline()
     builder.add_conditional_edges(START, regenerate.entry, [PIPELINE[0], regenerate.RESTORE])
-    builder.add_node(regenerate.RESTORE, regenerate.restore_prompt)
+    builder.add_node(regenerate.RESTORE, timed(regenerate.RESTORE, regenerate.restore_prompt))
     builder.add_edge(regenerate.RESTORE, "generate")
-    builder.add_node("generate", nodes.generate)
+    builder.add_node("generate", timed("generate", nodes.generate))
     builder.add_node("tools", ToolNode(list(MEMORY_TOOLS), messages_key="scratch"))
-    builder.add_node("record", nodes.record)
+    builder.add_node("record", timed("record", nodes.record))
     builder.add_edge("route", "generate")
     builder.add_conditional_edges("generate", nodes.after_generate, ["tools", "record"])
     builder.add_edge("tools", "generate")
@@ -47,11 +52,11 @@ def build_preview_graph() -> StateGraph[TurnState, TurnContext, InputState, Turn
 def _pipeline() -> StateGraph[TurnState, TurnContext, InputState, TurnState]:
     """The nodes from ``load_context`` to ``route``; callers add the edge from ``START``."""
     builder = StateGraph(TurnState, context_schema=TurnContext, input_schema=InputState)
-    builder.add_node("load_context", nodes.load_context)
-    builder.add_node("apply_instructions", nodes.apply_instructions)
-    builder.add_node("recall", nodes.recall)
-    builder.add_node("compose_prompt", nodes.compose_prompt)
-    builder.add_node("route", nodes.route)
+    builder.add_node("load_context", timed("load_context", nodes.load_context))
+    builder.add_node("apply_instructions", timed("apply_instructions", nodes.apply_instructions))
+    builder.add_node("recall", timed("recall", nodes.recall))
+    builder.add_node("compose_prompt", timed("compose_prompt", nodes.compose_prompt))
+    builder.add_node("route", timed("route", nodes.route))
     for a, b in itertools.pairwise(PIPELINE):
         builder.add_edge(a, b)
     return builder

@@ -25,6 +25,7 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
+from graph import telemetry
 from graph.builder import build_turn_graph
 from graph.context import Services, TurnContext
 from graph.conversation import conversation_hash
@@ -327,6 +328,11 @@ class TurnRunner:
         return await asyncio.shield(stream.task)
 
     async def _turn(self, turn: PreparedTurn, emit: Callable[[str], None]) -> TurnResult:
+        ids = turn.context.user_id, turn.thread_id, turn.input.assistant_turn_id
+        with telemetry.turn_scope(user_id=ids[0], thread_id=ids[1], turn_id=ids[2]):
+            return await self._run_graph(turn, emit)
+
+    async def _run_graph(self, turn: PreparedTurn, emit: Callable[[str], None]) -> TurnResult:
         final: dict[str, Any] = {}
         graph = self.temporary_graph if turn.context.temporary else self.graph
         try:

@@ -11,8 +11,9 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import ModelSettings, TrainingSettings
@@ -32,6 +33,41 @@ class ServerSettings(BaseModel):
     """A single chat message longer than this is refused with 413."""
     max_messages: int = Field(default=256, ge=1)
     """A chat request with more messages than this is refused with 400."""
+
+    # Backpressure (``api.admission``): what the local engine can usefully run, a short
+    # queue behind it, and a bound on the wait, so overload answers 503 instead of queueing.
+    max_concurrent_turns: int = Field(default=32, ge=1, le=4096)
+    """Turns generating at once in this process: the local engine's batch
+    (``model.max_batch``), which generates them together; for vLLM, about its batch size
+    times the replicas."""
+    max_queued: int = Field(
+        default=16,
+        ge=0,
+        le=100_000,
+        validation_alias=AliasChoices("max_queued", "max_queued_turns"),
+    )
+    """Turns waiting for a slot; past this a chat gets 503 with ``Retry-After`` (also read
+    as ``MAX_QUEUED_TURNS``)."""
+    queue_timeout_s: float = Field(
+        default=10.0,
+        gt=0.0,
+        le=3600.0,
+        validation_alias=AliasChoices("queue_timeout_s", "queue_wait_s"),
+    )
+    """A turn that waited this long for a slot gets 503 with ``Retry-After`` (also read as
+    ``QUEUE_WAIT_S``)."""
+    max_turns_per_user: int = Field(default=2, ge=0, le=4096)
+    """Turns one user may have running or queued at once; more get 429 (0: no cap)."""
+    rate_limit_rpm: int = Field(default=0, ge=0, le=1_000_000_000)
+    """Chat requests per minute per API key, a token bucket (0: unlimited)."""
+    rate_limit_tpm: int = Field(default=0, ge=0, le=1_000_000_000_000)
+    """Tokens per minute per API key: each request counts its prompt estimate plus its
+    ``max_tokens``, up front (0: unlimited)."""
+    rate_limit_redis_url: str | None = None
+    """Share the rate limits through this Redis (``redis://host:6379/0``) across server
+    processes. ``None``: the workers' broker when it is Redis, else in this process."""
+    slo_turn_s: float = Field(default=30.0, gt=0.0, le=86_400.0)
+    """The turn latency budget (request to last byte) that the load bench reports against."""
 
 
 class ExperimentSettings(BaseModel):
@@ -66,6 +102,15 @@ class Settings(BaseSettings):
     kept (hashed) in the record store."""
 
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line, with the request, user, thread and turn ids
+    (``api.logs``), for a log pipeline; ``text``: for people."""
+    otel_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ATTUNE_OTEL_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    )
+    """An OTLP/gRPC collector (``http://collector:4317``): when set, each turn is traced
+    node by node. Also read from the standard ``OTEL_EXPORTER_OTLP_ENDPOINT``."""
 
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)

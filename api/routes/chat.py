@@ -6,21 +6,24 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from adapters.errors import BackendUnavailableError
 from api import idempotency
+from api.admission import Admission, gate_of
 from api.auth import CurrentUserId, ServicesDep
 from api.errors import APIError, error_body
+from api.limits import REFUSALS, Refused, check_honoured, request_tokens
+from api.limits import reply_budget as reply_budget  # re-exported: api.routes.users
+from api.limits import to_chat_messages as to_chat_messages
 from api.protocol import (
     AttuneInfo,
     ChatCompletion,
     ChatCompletionRequest,
-    ChatMessageIn,
     ChatMessageOut,
     Choice,
     ExperimentArm,
@@ -32,7 +35,6 @@ from graph.regenerate import RegenerationRequest
 from graph.routing import LOGICAL_MODELS
 from graph.runner import (
     USER_DELETED,
-    ChatMessage,
     DoneEvent,
     ErrorEvent,
     Event,
@@ -41,11 +43,11 @@ from graph.runner import (
     TokenEvent,
     TurnRequest,
     TurnResult,
+    TurnStream,
 )
 from graph.state import GenerationParams
 from memory import pairs
 from memory.records.tables import Turn, User
-from wiring.settings import ServerSettings
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -61,85 +63,6 @@ def check_model(model: str) -> None:
             f"the model {model!r} does not exist; use one of {', '.join(LOGICAL_MODELS)}",
             type="not_found_error",
             param="model",
-        )
-
-
-def to_chat_messages(
-    messages: Sequence[ChatMessageIn], limits: ServerSettings
-) -> list[ChatMessage]:
-    """Check count and size limits and convert; ``developer`` becomes ``system``."""
-    if len(messages) > limits.max_messages:
-        raise APIError(
-            400,
-            f"too many messages ({len(messages)} > {limits.max_messages}); send only the "
-            "new message with a thread_id",
-            param="messages",
-        )
-    out = []
-    for i, m in enumerate(messages):
-        text = m.text()
-        if len(text) > limits.max_message_chars:
-            raise APIError(
-                413,
-                f"messages[{i}] is {len(text)} characters; the limit is {limits.max_message_chars}",
-                param=f"messages.{i}.content",
-            )
-        role = "system" if m.role == "developer" else m.role
-        out.append(ChatMessage(role=role, content=text))
-    last = len(out) - 1
-    if out[last].role == "user" and not out[last].content.strip():
-        raise APIError(
-            400, f"messages[{last}], the new user message, is empty", param=f"messages.{last}"
-        )
-    return out
-
-
-def reply_budget(requested: int | None, param: str, services: AppServices) -> int:
-    """``max_tokens`` as asked (or the default), if it leaves room for a prompt."""
-    window = services.settings.graph.context_window
-    if requested is None:
-        return services.settings.model.default_max_tokens
-    if requested >= window:
-        raise APIError(
-            400,
-            f"{param}={requested} leaves no room for the prompt in the model's {window}-token "
-            "context; ask for fewer tokens",
-            param=param,
-        )
-    return requested
-
-
-def check_honoured(body: ChatCompletionRequest, services: AppServices) -> None:
-    """Refuse, naming it, an OpenAI field that would change the reply and can't be honoured.
-
-    A dropped field would silently answer another question than the one asked.
-    """
-    backend = services.backend
-    refused = [
-        ("tools", bool(body.tools or body.functions), "client-defined tools"),
-        ("tool_choice", body.tool_choice not in (None, "none") or body.function_call
-         not in (None, "none"), "client-defined tools"),
-        ("logprobs", bool(body.logprobs or body.top_logprobs), "log probabilities"),
-        ("logit_bias", bool(body.logit_bias), "logit bias"),
-        ("frequency_penalty", bool(body.frequency_penalty), "frequency penalties"),
-        ("presence_penalty", bool(body.presence_penalty), "presence penalties"),
-    ]  # fmt: skip
-    for param, asked, what in refused:
-        if asked:
-            raise APIError(
-                400,
-                f"{param}: {what} are not supported by Attune (backend {backend.name}); "
-                f"remove {param} from the request",
-                param=param,
-            )
-    kind = body.response_format.type if body.response_format else "text"
-    if kind not in backend.output_formats:
-        raise APIError(
-            400,
-            f"response_format {kind!r} needs guided decoding, which the {backend.name} "
-            "backend does not have; serve through vLLM (ATTUNE_MODEL__BACKEND=vllm) or ask "
-            "for text",
-            param="response_format",
         )
 
 
@@ -271,15 +194,43 @@ Remember = Callable[[TurnResult, dict[str, Any]], Awaitable[None]]
 response or its last chunk is sent: the idempotency store."""
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletion)
+@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=REFUSALS)
 async def chat_completions(
-    body: ChatCompletionRequest, user_id: CurrentUserId, services: ServicesDep, raw: Request
+    body: ChatCompletionRequest,
+    user_id: CurrentUserId,
+    services: ServicesDep,
+    raw: Request,
+    response: Response,
 ) -> Any:
     """Chat. The reply is recorded before the response (or its last chunk) is sent.
 
-    With an ``Idempotency-Key`` header, a repeat of the request gets the first response
-    again and nothing is recorded twice (``api.idempotency``).
+    The key's rate limits, then admission (``api.admission``), come before anything runs:
+    429 or 503 with ``Retry-After``, nothing recorded. With an ``Idempotency-Key`` header,
+    a repeat of the request gets the first response again and nothing is recorded twice
+    (``api.idempotency``).
     """
+    request = to_turn_request(body, services)
+    gate = gate_of(raw.app)
+    quota = None
+    try:
+        quota = await gate.charge(raw.headers.get("authorization", ""), request_tokens(request))
+        answer = await _chat(body, request, user_id, services, raw, gate.admission)
+    except Refused as refused:
+        return refused.response(quota.headers() if quota else None)
+    if quota is not None:  # OpenAI's x-ratelimit-* headers on every answer
+        (answer if isinstance(answer, Response) else response).headers.update(quota.headers())
+    return answer
+
+
+async def _chat(
+    body: ChatCompletionRequest,
+    request: TurnRequest,
+    user_id: str,
+    services: AppServices,
+    raw: Request,
+    admission: Admission,
+) -> Any:
+    """The admitted part of :func:`chat_completions`: idempotency, then the turn."""
     key = idempotency.checked_key(raw.headers.get(idempotency.HEADER))
     if key is not None and body.attune is not None and body.attune.temporary:
         raise APIError(
@@ -288,7 +239,7 @@ async def chat_completions(
             param=idempotency.HEADER,
         )
     if key is None:
-        return await _respond(body, user_id, services)
+        return await _respond(body, request, user_id, services, admission)
     digest = idempotency.body_hash(await raw.json())
     lock = idempotency.lock_for(user_id, key)
     try:
@@ -318,9 +269,11 @@ async def chat_completions(
                 response=response,
             )
 
-        response = await _respond(body, user_id, services, remember=remember, done=lock.release)
-        owned = not isinstance(response, StreamingResponse)  # the stream releases it
-        return response
+        answer = await _respond(
+            body, request, user_id, services, admission, remember=remember, done=lock.release
+        )
+        owned = not isinstance(answer, StreamingResponse)  # the stream releases it
+        return answer
     finally:
         if owned:
             lock.release()
@@ -344,36 +297,40 @@ def _completion(body: ChatCompletionRequest, result: TurnResult, created: int) -
 
 async def _respond(
     body: ChatCompletionRequest,
+    request: TurnRequest,
     user_id: str,
     services: AppServices,
+    admission: Admission,
     *,
     remember: Remember | None = None,
     done: Callable[[], None] | None = None,
 ) -> Any:
-    """Run the turn and answer it.
+    """Admit the turn, run it and answer it.
 
     ``remember`` gets the finished turn; ``done`` is called when a streamed response has
     ended (however it ends).
     """
-    request = to_turn_request(body, services)
     runner = services.runner
-    if body.attune is not None and body.attune.regenerate is not None:
-        if body.attune.temporary:
-            raise APIError(
-                400,
-                "a temporary chat cannot regenerate a stored reply: send the conversation again",
-                param="attune.temporary",
-            )
-        regeneration = await regeneration_request(
-            services, user_id, body.attune.regenerate, request.params
+    if body.attune is not None and body.attune.regenerate is not None and body.attune.temporary:
+        raise APIError(
+            400,
+            "a temporary chat cannot regenerate a stored reply: send the conversation again",
+            param="attune.temporary",
         )
-        stream, reply_id = runner.start_regeneration(regeneration), regeneration.turn_id
-    else:
+
+    async def start() -> tuple[TurnStream, str]:
+        if body.attune is not None and body.attune.regenerate is not None:
+            regeneration = await regeneration_request(
+                services, user_id, body.attune.regenerate, request.params
+            )
+            return runner.start_regeneration(regeneration), regeneration.turn_id
         try:
             prepared = await runner.prepare(user_id, request)
         except (ThreadNotFoundError, InvalidTurnError, PromptTooLongError) as exc:
             raise turn_errors(exc) from exc
-        stream, reply_id = runner.start(prepared), prepared.input.assistant_turn_id
+        return runner.start(prepared), prepared.input.assistant_turn_id
+
+    stream, reply_id = await admission.start(user_id, start)
     created = int(time.time())
     if not body.stream:
         try:

@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 import adapters.placements  # the vLLM placement table (registers it, like the imports below)
 import adapters.records  # noqa: F401  (training tables: samples, datasets, adapters)
 import memory.pairs  # stored prompts, preference pairs
+import memory.records.audit  # the audit log
 import memory.records.experiments  # experiments and their exposures
 import memory.records.jobs  # jobs (registers the tables, like the imports around it)
 import memory.records.tables  # noqa: F401  (registers the tables on SQLModel.metadata)

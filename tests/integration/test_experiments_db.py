@@ -58,10 +58,10 @@ def test_exposures_outcomes_and_deletion(migrated_engine: Engine) -> None:
         s.commit()
     got = book.assign_now(uid, None)
     assert [(a["name"], a["arm"]) for a in got] == [("e", expected)]
-    arms = {a["experiment_id"]: a["arm"] for a in got}
+    chosen = {a["experiment_id"]: a["arm"] for a in got}
     for turn_id in ("turn_a1", "turn_a2"):
-        records.expose(engine, turn_id=turn_id, user_id=uid, arms=arms)
-    records.expose(engine, turn_id="turn_a3", user_id=uid, arms=arms, failed=True)
+        records.expose(engine, turn_id=turn_id, user_id=uid, arms=chosen)
+    records.expose(engine, turn_id="turn_a3", user_id=uid, arms=chosen, failed=True)
     other_arms = {a["experiment_id"]: a["arm"] for a in book.assign_now(other, None)}
     records.expose(engine, turn_id="turn_x1", user_id=other, arms=other_arms)
     rows = {(r.user_id, r.recorded, r.failed): r for r in exposed_turns(engine, exp.id)}

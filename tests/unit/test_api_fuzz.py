@@ -133,7 +133,9 @@ def check(r: Any) -> None:
 def read_stream(text: str) -> None:
     """A 200 stream is read to its end: well-formed events, ``[DONE]`` last, and no error
     event (a server fault hidden behind the 200 the status check cannot see)."""
-    data = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+    # SSE lines end at CR or LF only: str.splitlines would also split at U+2028 in a reply.
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    data = [line[6:] for line in lines if line.startswith("data: ")]
     assert data and data[-1] == "[DONE]", text[-500:]
     chunks = [json.loads(d) for d in data[:-1]]
     errors = [c["error"] for c in chunks if "error" in c]
