@@ -70,9 +70,9 @@ pytest: model web-deps  ## The test suite (unit, contract, integration; needs Po
 test: lint typecheck pytest  ## Everything CI runs.
 
 bench: model  ## Benchmarks: generation speed, graph overhead, server start.
-	$(BIN)/python -m evals.bench_local
-	$(BIN)/python -m evals.bench_graph
-	$(BIN)/python -m evals.bench_server
+	$(BIN)/python -m evals.bench.local
+	$(BIN)/python -m evals.bench.graph
+	$(BIN)/python -m evals.bench.server
 	$(BIN)/python -m evals.bench.embeddings
 	$(BIN)/python -m evals.bench.workers
 

@@ -8,7 +8,7 @@ same run, taking turns: ``baseline`` generates each request alone, ``max_concurr
 at a time (``max_batch=1``, the path before batching), and ``batched`` generates them
 together (``max_batch``).
 
-Run from ``python -m evals.bench_local --streams 1,8,32``.
+Run from ``python -m evals.bench.local --streams 1,8,32``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 same run, is loading the model alone in a fresh process (what any server of this model
 must pay), so the ratio shows what Attune adds.
 
-    python -m evals.bench_server --runs 3
+    python -m evals.bench.server --runs 3
 
 **Load** (``--load N``): N users each send one chat at the same moment to a fresh server on
 the real local model, replies of ``--tokens`` tokens. It reports the statuses (200, 429,
@@ -14,7 +14,7 @@ answered turns, the share of turns within the SLO (``ATTUNE_SERVER__SLO_TURN_S``
 the same load with the bounds lifted (every turn queues, as before backpressure), so both
 columns come from the same run. Limits come from the environment (``ATTUNE_SERVER__…``).
 
-    python -m evals.bench_server --load 50 --tokens 16 --compare
+    python -m evals.bench.server --load 50 --tokens 16 --compare
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ three paths measured in the same process so the wrappers' overhead reads as a ra
 * ``LocalChatModel.stream``: the LangChain chat model over the engine, as the graph uses it.
 
 The paths take turns, run after run, so a busy neighbour slows each alike. Then
-``evals.bench_batching`` measures aggregate tokens per second with 1, 8 and 32 streams at
+``evals.bench.batching`` measures aggregate tokens per second with 1, 8 and 32 streams at
 once, batched against one request at a time (``--streams``).
 
-Run with ``python -m evals.bench_local`` (``--help`` for options).
+Run with ``python -m evals.bench.local`` (``--help`` for options).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from transformers import GenerationMixin
 from adapters.engine import LocalEngine
 from adapters.local import LocalChatModel
 from adapters.model_store import ensure_base_model
-from evals import bench_batching
+from evals.bench import batching as bench_batching
 
 PROMPT = "Write one sentence about the sea."
-DEFAULT_CACHE = Path(__file__).resolve().parents[1] / ".attune" / "models"
+DEFAULT_CACHE = Path(__file__).resolve().parents[2] / ".attune" / "models"
 
 
 def _time_stream(pieces: Iterable[str]) -> tuple[float, float]:
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--streams",
         default="1,8,32",
-        help="concurrent stream counts for the batching table (evals.bench_batching); "
+        help="concurrent stream counts for the batching table (evals.bench.batching); "
         "empty to skip it",
     )
     parser.add_argument("--stream-tokens", type=int, default=128, help="tokens per stream")

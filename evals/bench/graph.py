@@ -6,7 +6,7 @@ minus the generation time the ``generate`` node measured — as p50/p95, beside 
 generation time itself (the baseline, measured in the same run). The overhead is split
 into the part before the first token and the part after the reply, node by node.
 
-    python -m evals.bench_graph --turns 100
+    python -m evals.bench.graph --turns 100
 """
 
 from __future__ import annotations
