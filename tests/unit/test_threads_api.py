@@ -234,7 +234,7 @@ async def test_deleting_a_thread_leaves_no_copy_of_its_text(worker_api: Api) -> 
     r = await api.client.get(f"/v1/users/{user}/threads/{info['thread_id']}", headers=api.auth(key))
     assert r.status_code == 404
     for job in out["jobs"]:
-        assert (await api.wait_job(job["id"]))["status"] == "succeeded"
+        assert (await api.wait_job(job["id"], within=240))["status"] == "succeeded"
     await api.drain_jobs()
     assert _tables_holding(api, canary) == []
     assert "turns" in _tables_holding(api, kept)  # the other thread is untouched
