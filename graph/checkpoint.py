@@ -9,6 +9,8 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from memory.records.db import MIGRATION_LOCK
+
 
 @asynccontextmanager
 async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[str]]:
@@ -37,7 +39,7 @@ async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[str]]
         await pool.open()
         try:
             postgres = AsyncPostgresSaver(pool)
-            await postgres.setup()
+            await _setup_alone(url, postgres)
             yield postgres
         finally:
             await pool.close()
@@ -53,3 +55,28 @@ async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[str]]
         await saver.conn.execute("PRAGMA secure_delete=ON")
         await saver.setup()
         yield saver
+
+
+async def _setup_alone(url: str, saver: Any) -> None:
+    """Run ``saver.setup()`` while no other process does (they would race to create types).
+
+    The lock is polled with ``pg_try_advisory_lock``, never waited on in one statement: the
+    setup builds an index ``CONCURRENTLY``, which waits for every running statement,
+    including a blocked ``pg_advisory_lock`` (a deadlock PostgreSQL does not detect).
+    """
+    import asyncio
+
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as lock:
+        while True:
+            got = await (
+                await lock.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK,))
+            ).fetchone()
+            if got is not None and got[0]:
+                break
+            await asyncio.sleep(0.2)
+        try:
+            await saver.setup()
+        finally:
+            await lock.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
